@@ -1,0 +1,242 @@
+"""Command line: argument parsing and subcommands only."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from softphone import __version__
+from softphone.config import Config, ConfigError, load_config, resolve_config_path
+
+PASSWORD_ENV = "SOFTPHONE_PASSWORD"
+TOKEN_KEY_ENV = "SOFTPHONE_TOKEN_KEY"
+EXIT_USAGE = 2
+
+EPILOG = """examples:
+  softphone serve                              run the server on 127.0.0.1:8480
+  softphone serve --host 0.0.0.0 --port 8443   listen on every interface
+  softphone user add alice                     add a user (password prompted)
+  SOFTPHONE_PASSWORD=... softphone user add desk --allow-anonymous
+  softphone token --realm demo --account desk --from guest --to desk --key-file key.txt
+"""
+
+
+class Fail(Exception):
+    """A user-facing failure: print the message and exit with the code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="softphone", description="A terminal softphone and its signaling server.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"softphone {__version__}")
+    parser.add_argument("--config", metavar="PATH",
+                        help="config file (default: $SOFTPHONE_CONFIG, then the user config "
+                             "directory)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run the signaling server",
+        description="Run the signaling server in the foreground until SIGINT or SIGTERM.",
+        epilog="examples:\n  softphone serve\n  softphone serve --port 9000 --data-dir /srv/sp",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default from config: 8480)")
+    serve.add_argument("--data-dir", help="where the database lives")
+    serve.add_argument("--log-level", default="info",
+                       choices=["debug", "info", "warning", "error"])
+
+    user = commands.add_parser(
+        "user", help="manage accounts",
+        description=f"Manage accounts in the server's database. Passwords are prompted, or read "
+                    f"from ${PASSWORD_ENV}; never given as arguments.",
+        epilog="examples:\n  softphone user add alice\n  softphone user add desk "
+               "--allow-anonymous\n  softphone user list\n  softphone user passwd alice\n"
+               "  softphone user remove alice",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    user.add_argument("--data-dir", help="where the database lives")
+    actions = user.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="add a user")
+    add.add_argument("name")
+    add.add_argument("--allow-anonymous", action="store_true",
+                     help="accept anonymous calls to this account")
+    actions.add_parser("list", help="list users")
+    remove = actions.add_parser("remove", help="remove a user")
+    remove.add_argument("name")
+    passwd = actions.add_parser("passwd", help="change a password or the anonymous setting")
+    passwd.add_argument("name")
+    group = passwd.add_mutually_exclusive_group()
+    group.add_argument("--allow-anonymous", dest="allow_anonymous", action="store_true",
+                       default=None, help="accept anonymous calls")
+    group.add_argument("--deny-anonymous", dest="allow_anonymous", action="store_false",
+                       help="refuse anonymous calls")
+    passwd.add_argument("--keep-password", action="store_true",
+                        help="change only the anonymous setting")
+
+    token = commands.add_parser(
+        "token", help="issue anonymous-call tokens",
+        description=f"Print one JSON object with a fresh token set for an anonymous call. The "
+                    f"realm key is read from --key-file or ${TOKEN_KEY_ENV}.",
+        epilog="examples:\n  softphone token --realm demo --account desk --from guest --to desk "
+               "--key-file key.txt\n  softphone token --generate-key --format v2 > key.txt",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    token.add_argument("--realm")
+    token.add_argument("--account", help="the account the tokens are issued for")
+    token.add_argument("--from", dest="caller", help="the anonymous caller's identity")
+    token.add_argument("--to", dest="callee", help="the account to call")
+    token.add_argument("--format", choices=["ecb", "cbc", "v2"], default="v2")
+    token.add_argument("--ttl", type=int, default=60, help="v2 lifetime in seconds")
+    token.add_argument("--key-file", help="file holding the realm key")
+    token.add_argument("--generate-key", action="store_true",
+                       help="print a new random key for --format and exit")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    try:
+        return load_config(resolve_config_path(args.config))
+    except ConfigError as exc:
+        raise Fail(f"softphone: {exc}", EXIT_USAGE) from exc
+
+
+def _with_data_dir(config: Config, data_dir: str | None) -> Config:
+    if data_dir:
+        config.server.data_dir = data_dir
+    return config
+
+
+def _read_password(name: str) -> str:
+    password = os.environ.get(PASSWORD_ENV)
+    if password is None:
+        if not sys.stdin.isatty():
+            raise Fail(f"softphone: no terminal to prompt on; set ${PASSWORD_ENV}", EXIT_USAGE)
+        password = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            raise Fail("softphone: passwords differ; nothing changed")
+    if len(password) < 8:
+        raise Fail("softphone: passwords need at least 8 characters; nothing changed")
+    return password
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from softphone.server.runner import serve_forever
+
+    config = _with_data_dir(_config(args), args.data_dir)
+    if args.host:
+        config.server.host = args.host
+    if args.port is not None:
+        config.server.port = args.port
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve_forever(config))
+    except (OSError, ValueError) as exc:
+        raise Fail(f"softphone serve: {exc}") from exc
+    return 0
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from softphone.server.app import database_path
+    from softphone.server.passwords import hash_password
+    from softphone.server.store import Store
+
+    config = _with_data_dir(_config(args), args.data_dir)
+    store = Store(database_path(config))
+    try:
+        if args.action == "list":
+            for user in store.list_users():
+                anonymous = "  accepts anonymous calls" if user.allow_anonymous else ""
+                created = time.strftime("%Y-%m-%d", time.localtime(user.created_at))
+                print(f"{user.name}  (since {created}){anonymous}")
+            return 0
+        if args.action == "add":
+            if store.get_user(args.name) is not None:
+                raise Fail(f"softphone: user {args.name!r} exists already")
+            if not args.name.isidentifier() and not _valid_name(args.name):
+                raise Fail("softphone: user names are 1-64 letters, digits, '.', '-' or '_'",
+                           EXIT_USAGE)
+            store.add_user(args.name, hash_password(_read_password(args.name)),
+                           args.allow_anonymous)
+            print(f"added {args.name}")
+            return 0
+        if store.get_user(args.name) is None:
+            raise Fail(f"softphone: no user named {args.name!r}")
+        if args.action == "remove":
+            store.remove_user(args.name)
+            print(f"removed {args.name}")
+            return 0
+        new_hash = None if args.keep_password else hash_password(_read_password(args.name))
+        store.update_user(args.name, password_hash=new_hash,
+                          allow_anonymous=args.allow_anonymous)
+        print(f"updated {args.name}")
+        return 0
+    finally:
+        store.close()
+
+
+def _valid_name(name: str) -> bool:
+    return 0 < len(name) <= 64 and all(c.isalnum() or c in ".-_" for c in name)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from softphone.server.tokens import generate_key, issue_token_set, parse_key
+
+    if args.generate_key:
+        print(generate_key(args.format))
+        return 0
+    missing = [flag for flag, value in (("--realm", args.realm), ("--account", args.account),
+                                        ("--from", args.caller), ("--to", args.callee))
+               if not value]
+    if missing:
+        raise Fail(f"softphone token: missing {', '.join(missing)}", EXIT_USAGE)
+    if args.key_file:
+        try:
+            material = Path(args.key_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise Fail(f"softphone token: cannot read {args.key_file}: {exc.strerror}") from exc
+    elif TOKEN_KEY_ENV in os.environ:
+        material = os.environ[TOKEN_KEY_ENV]
+    else:
+        raise Fail(f"softphone token: give --key-file or set ${TOKEN_KEY_ENV}", EXIT_USAGE)
+    try:
+        key = parse_key(args.format, material)
+    except ValueError as exc:
+        raise Fail(f"softphone token: {exc}", EXIT_USAGE) from exc
+    tokens = issue_token_set(args.format, key, args.realm, account=args.account,
+                             caller=args.caller, callee=args.callee, ttl=args.ttl)
+    print(json.dumps(tokens))
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "user": cmd_user, "token": cmd_token}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except Fail as exc:
+        print(exc, file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

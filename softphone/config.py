@@ -1,0 +1,187 @@
+"""Configuration: TOML files validated into typed structs, with platformdirs locations.
+
+A bad file is reported with its path, the line of the offending key and what to fix, so the
+command can exit with status 2 before doing anything else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import platformdirs
+
+APP_NAME = "softphone"
+CONFIG_ENV = "SOFTPHONE_CONFIG"
+
+
+class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base for config sections: unknown keys are errors, not silently ignored."""
+
+
+class ServerSection(Section):
+    host: str = "127.0.0.1"
+    port: int = 8480
+    data_dir: str = ""
+    domain: str = "localhost"
+    session_ttl: int = 86400
+    subscription_max_expires: int = 86400
+    ring_timeout: float = 60.0
+    resume_window: float = 30.0
+    resume_buffer: int = 1000
+    ping_interval: float = 20.0
+    max_live_calls_per_account: int = 8
+    max_devices_per_user: int = 5
+    max_body_bytes: int = 65536
+    max_frame_bytes: int = 65536
+
+
+class RateLimitSection(Section):
+    login_per_minute: int = 10
+    anonymous_per_minute: int = 30
+
+
+class IceSection(Section):
+    stun_urls: list[str] = msgspec.field(default_factory=list)
+
+
+class TurnSection(Section):
+    urls: list[str] = msgspec.field(default_factory=list)
+    secret_file: str = ""
+    ttl: int = 86400
+
+
+class AnonymousSection(Section):
+    token_max_age: float = 60.0
+    clock_skew: float = 5.0
+
+
+class RealmSection(Section, kw_only=True):
+    name: str
+    format: Literal["ecb", "cbc", "v2"] = "v2"
+    key_file: str
+    accounts: list[str] = msgspec.field(default_factory=list)
+
+
+class Config(Section):
+    server: ServerSection = msgspec.field(default_factory=ServerSection)
+    rate_limits: RateLimitSection = msgspec.field(default_factory=RateLimitSection)
+    ice: IceSection = msgspec.field(default_factory=IceSection)
+    turn: TurnSection = msgspec.field(default_factory=TurnSection)
+    anonymous: AnonymousSection = msgspec.field(default_factory=AnonymousSection)
+    realms: list[RealmSection] = msgspec.field(default_factory=list)
+
+
+class ConfigError(Exception):
+    """A config problem, already phrased for the user (file, line, key, what to fix)."""
+
+
+def default_config_path() -> Path:
+    return platformdirs.user_config_path(APP_NAME) / "config.toml"
+
+
+def default_data_dir() -> Path:
+    return platformdirs.user_data_path(APP_NAME)
+
+
+def resolve_config_path(explicit: str | None) -> Path | None:
+    """The file to read: --config, then $SOFTPHONE_CONFIG, then the user config path if present."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    path = default_config_path()
+    return path if path.exists() else None
+
+
+def load_config(path: Path | None) -> Config:
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    try:
+        config = msgspec.convert(raw, type=Config, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_describe(exc, text, source)) from exc
+    _check_values(config, text, source)
+    return config
+
+
+_PATH = re.compile(r"`\$((?:\.[A-Za-z_][\w-]*|\[\d+\])*)`")
+
+
+def _describe(exc: msgspec.ValidationError, text: str, source: str) -> str:
+    message = str(exc)
+    match = _PATH.search(message)
+    keys = [k for k in re.split(r"\.|\[\d+\]", match.group(1)) if k] if match else []
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
+    if unknown:
+        keys.append(unknown.group(1))
+        hint = "unknown key; see config.example.toml for the keys that exist"
+    else:
+        hint = _PATH.sub("", message).replace(" - at", "").strip(" -")
+    line = _find_line(text, keys)
+    where = f"{source}:{line}" if line else source
+    key = ".".join(keys) or "(top level)"
+    return f"{where}: key '{key}': {hint}"
+
+
+def _find_line(text: str, keys: list[str]) -> int | None:
+    """Best-effort line of a dotted key: the key inside its [section], or the section header."""
+    if not keys:
+        return None
+    section, leaf = keys[:-1], keys[-1]
+    current: list[str] = []
+    header_line: int | None = None
+    section_line: int | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", line)
+        if header:
+            current = [part.strip() for part in header.group(1).split(".")]
+            if current == keys:
+                header_line = number
+            elif current == section and section_line is None:
+                section_line = number
+            continue
+        if current == section and re.match(rf"^{re.escape(leaf)}\s*=", line):
+            return number
+        if not section and current == [] and re.match(rf"^{re.escape(leaf)}\s*=", line):
+            return number
+    return header_line or section_line
+
+
+def _check_values(config: Config, text: str, source: str) -> None:
+    def fail(keys: list[str], hint: str) -> None:
+        line = _find_line(text, keys)
+        where = f"{source}:{line}" if line else source
+        raise ConfigError(f"{where}: key '{'.'.join(keys)}': {hint}")
+
+    server = config.server
+    if not 0 <= server.port <= 65535:
+        fail(["server", "port"], "must be between 0 and 65535")
+    for name in ("session_ttl", "ring_timeout", "resume_window", "ping_interval",
+                 "max_live_calls_per_account", "max_devices_per_user", "max_body_bytes",
+                 "max_frame_bytes", "resume_buffer", "subscription_max_expires"):
+        if getattr(server, name) <= 0:
+            fail(["server", name], "must be greater than 0")
+    if config.turn.urls and not config.turn.secret_file:
+        fail(["turn", "secret_file"], "TURN urls are set, so a shared secret file is required")
+    names = [realm.name for realm in config.realms]
+    if len(set(names)) != len(names):
+        fail(["realms"], "realm names must be unique")

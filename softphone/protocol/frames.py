@@ -1,0 +1,152 @@
+"""Websocket frames of the notification channel, tagged by their `type` field.
+
+Server frames all carry `seq`. Notifications take the next number and are kept for resume;
+control frames (welcome, pong, ping, error, resume_failed) repeat the current number and are
+never replayed.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from softphone.protocol.models import CallInfo
+
+
+class ClientFrame(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
+    """Base for frames a client sends."""
+
+
+class Hello(ClientFrame, tag="hello"):
+    subscription_id: str
+    token: str | None = None
+    last_seq: int | None = None
+
+
+class ClientPing(ClientFrame, tag="ping"):
+    id: str | None = None
+
+
+class ClientPong(ClientFrame, tag="pong"):
+    id: str | None = None
+
+
+ClientFrames = Hello | ClientPing | ClientPong
+
+
+class ServerFrame(msgspec.Struct, tag_field="type", kw_only=True):
+    seq: int = 0
+
+
+class Welcome(ServerFrame, tag="welcome"):
+    subscription_id: str
+    resumed: bool
+    ping_interval: float
+
+
+class ResumeFailed(ServerFrame, tag="resume_failed"):
+    reason: str
+
+
+class ServerPing(ServerFrame, tag="ping"):
+    id: str | None = None
+
+
+class ServerPong(ServerFrame, tag="pong"):
+    id: str | None = None
+
+
+class ErrorFrame(ServerFrame, tag="error"):
+    code: str
+    message: str
+
+
+class SubscriptionGone(ServerFrame, tag="subscription.gone"):
+    reason: str
+
+
+class CallIncoming(ServerFrame, tag="call.incoming"):
+    call: CallInfo
+    sdp: str
+
+
+class CallRinging(ServerFrame, tag="call.ringing"):
+    call_id: str
+
+
+class CallAnswered(ServerFrame, tag="call.answered"):
+    call_id: str
+    sdp: str
+
+
+class CallRejected(ServerFrame, tag="call.rejected"):
+    call_id: str
+
+
+class CallCancelled(ServerFrame, tag="call.cancelled"):
+    call_id: str
+    reason: str
+
+
+class CallEnded(ServerFrame, tag="call.ended"):
+    call_id: str
+    reason: str
+
+
+class CallUpdate(ServerFrame, tag="call.update"):
+    call_id: str
+    sdp: str
+
+
+class CallUpdateAnswer(ServerFrame, tag="call.update_answer"):
+    call_id: str
+    sdp: str
+
+
+class CallDtmf(ServerFrame, tag="call.dtmf"):
+    call_id: str
+    digits: str
+    duration_ms: int
+
+
+ServerFrames = (
+    Welcome
+    | ResumeFailed
+    | ServerPing
+    | ServerPong
+    | ErrorFrame
+    | SubscriptionGone
+    | CallIncoming
+    | CallRinging
+    | CallAnswered
+    | CallRejected
+    | CallCancelled
+    | CallEnded
+    | CallUpdate
+    | CallUpdateAnswer
+    | CallDtmf
+)
+
+Notification = (
+    SubscriptionGone
+    | CallIncoming
+    | CallRinging
+    | CallAnswered
+    | CallRejected
+    | CallCancelled
+    | CallEnded
+    | CallUpdate
+    | CallUpdateAnswer
+    | CallDtmf
+)
+
+END_REASONS = (
+    "hangup",
+    "rejected",
+    "cancelled",
+    "no_answer",
+    "connection_lost",
+    "answered_elsewhere",
+    "rejected_elsewhere",
+    "forwarded",
+    "server_shutdown",
+)

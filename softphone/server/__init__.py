@@ -1,0 +1,1 @@
+"""The signaling server: accounts, sessions, notifications, call control, anonymous calls."""

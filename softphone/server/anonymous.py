@@ -1,0 +1,184 @@
+"""Anonymous calls: regular mode (from/to in the clear) and token mode (realm + three tokens).
+
+Every refusal of a token is the same `invalid_token` answer, whatever the cause, so a caller
+cannot probe which part was wrong; the log records the cause but never a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from softphone.config import AnonymousSection, RealmSection
+from softphone.protocol.errors import ErrorCode
+from softphone.protocol.models import AnonymousCallRequest, TokenCredentials
+from softphone.server.auth import Sessions
+from softphone.server.calls import CallService, new_call_id
+from softphone.server.errors import ApiError
+from softphone.server.hub import Hub, Subscription
+from softphone.server.store import Call, Session, Store
+from softphone.server.tokens import TokenClaims, TokenError, TokenFormat, parse_key, verify_token
+
+log = logging.getLogger("softphone.server.anonymous")
+
+LABEL = re.compile(r"^[\w.+:@-]{1,128}$")
+# The call-scoped session outlives no call; this only bounds a call that is never ended.
+ANONYMOUS_SESSION_TTL = 12 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Realm:
+    name: str
+    format: TokenFormat
+    key: bytes
+    accounts: frozenset[str]
+
+
+def load_realms(sections: list[RealmSection]) -> dict[str, Realm]:
+    realms = {}
+    for section in sections:
+        path = Path(section.key_file).expanduser()
+        try:
+            material = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"realm {section.name!r}: cannot read key file {path}: "
+                             f"{exc.strerror}") from exc
+        try:
+            key = parse_key(section.format, material)
+        except ValueError as exc:
+            raise ValueError(f"realm {section.name!r}: key file {path}: {exc}") from exc
+        realms[section.name] = Realm(section.name, section.format, key,
+                                     frozenset(section.accounts))
+    return realms
+
+
+@dataclass(frozen=True, slots=True)
+class AnonymousCall:
+    token: str
+    session: Session
+    call: Call
+    subscription: Subscription
+
+
+class AnonymousService:
+    def __init__(self, store: Store, sessions: Sessions, hub: Hub, calls: CallService,
+                 settings: AnonymousSection, realms: dict[str, Realm]) -> None:
+        self._store = store
+        self._sessions = sessions
+        self._hub = hub
+        self._calls = calls
+        self._settings = settings
+        self._realms = realms
+        calls.on_ended = self._call_ended
+
+    def make(self, request: AnonymousCallRequest) -> AnonymousCall:
+        replay_key: str | None = None
+        if request.credentials is None:
+            caller, callee = self._regular(request)
+        else:
+            caller, callee, replay_key = self._verify(request.credentials, request)
+        account = self._store.get_user(callee)
+        # Unknown callee and callee refusing anonymous calls look alike to an anonymous caller.
+        if account is None or not account.allow_anonymous:
+            raise ApiError(ErrorCode.ANONYMOUS_NOT_ALLOWED,
+                           f"{callee} does not accept anonymous calls")
+        if replay_key is not None and self._store.token_used(replay_key):
+            log.info("anonymous token set refused: replayed")
+            raise ApiError(ErrorCode.INVALID_TOKEN, "invalid or expired credentials")
+        call_id = new_call_id()
+        token, session = self._sessions.create_anonymous(caller, call_id, ANONYMOUS_SESSION_TTL)
+        subscription = self._hub.subscribe(session, ["call"], ANONYMOUS_SESSION_TTL, False)
+        try:
+            display = request.display_name if request.credentials is None else None
+            call = self._calls.make(session, callee, request.sdp, request.media, display,
+                                    anonymous=True, call_id=call_id)
+        except ApiError:
+            self._release(session.token_hash)
+            raise
+        if replay_key is not None:
+            # Marked only once the call exists, with no await in between: a set that failed to
+            # start a call can be retried, and one that started a call never starts another.
+            self._store.use_token(replay_key, time.time() + self._window() * 2, time.time())
+        return AnonymousCall(token, session, call, subscription)
+
+    @staticmethod
+    def _regular(request: AnonymousCallRequest) -> tuple[str, str]:
+        if not request.from_ or not LABEL.match(request.from_):
+            raise ApiError(ErrorCode.VALIDATION, "'from' is required: 1-128 characters of "
+                                                 "letters, digits and . + : @ - _")
+        if not request.to:
+            raise ApiError(ErrorCode.VALIDATION, "'to' is required: the account to call")
+        return request.from_, request.to
+
+    def _window(self) -> float:
+        return self._settings.token_max_age + self._settings.clock_skew
+
+    def _verify(self, creds: TokenCredentials,
+                request: AnonymousCallRequest) -> tuple[str, str, str]:
+        def refuse(reason: str) -> ApiError:
+            log.info("anonymous token set refused: %s (realm %r)", reason, creds.realm[:64])
+            return ApiError(ErrorCode.INVALID_TOKEN, "invalid or expired credentials")
+
+        realm = self._realms.get(creds.realm)
+        if realm is None:
+            raise refuse("unknown realm")
+        try:
+            account = verify_token(realm.format, realm.key, realm.name, "account",
+                                   creds.account_token)
+            sender = verify_token(realm.format, realm.key, realm.name, "from", creds.from_token)
+            target = verify_token(realm.format, realm.key, realm.name, "to", creds.to_token)
+        except TokenError as exc:
+            raise refuse(exc.reason) from None
+        claims = (account, sender, target)
+        now = time.time()
+        skew = self._settings.clock_skew
+        for claim in claims:
+            if claim.issued_at > now + skew:
+                raise refuse("issued in the future")
+            if now - claim.issued_at > self._settings.token_max_age + skew:
+                raise refuse("expired")
+            if claim.expires_at is not None and claim.expires_at < now - skew:
+                raise refuse("expired")
+        if len({_binding(c) for c in claims}) != 1:
+            raise refuse("tokens from different sets")
+        account_name = self._calls.normalise(account.identity)
+        if self._store.get_user(account_name) is None:
+            raise refuse("account does not exist")
+        if realm.accounts and account_name not in realm.accounts:
+            raise refuse("account not served by this realm")
+        callee = self._calls.normalise(target.identity)
+        if request.to is not None and self._calls.normalise(request.to) != callee:
+            raise refuse("toToken does not name the callee")
+        caller = _strip_sip(sender.identity)
+        if request.from_ is not None and _strip_sip(request.from_) != caller:
+            raise refuse("fromToken does not name the caller")
+        if not LABEL.match(caller):
+            raise refuse("caller identity is not a valid label")
+        if sender.binding is not None:
+            replay = f"v2:{realm.name}:{sender.binding}"
+        else:
+            joined = "|".join((creds.account_token, creds.from_token, creds.to_token)).lower()
+            replay = "legacy:" + hashlib.sha256(joined.encode()).hexdigest()
+        return caller, callee, replay
+
+    def _call_ended(self, call: Call) -> None:
+        if call.anonymous:
+            # Deferred so the ending notification is queued before the channel closes.
+            asyncio.get_running_loop().call_soon(self._release, call.caller_session)
+
+    def _release(self, session_hash: str) -> None:
+        self._hub.remove_session(session_hash, "call ended")
+        self._sessions.revoke(session_hash)
+
+
+def _binding(claims: TokenClaims) -> str:
+    return claims.binding if claims.binding is not None else f"ts:{claims.issued_at}"
+
+
+def _strip_sip(identity: str) -> str:
+    return identity[4:] if identity.lower().startswith("sip:") else identity

@@ -1,0 +1,105 @@
+"""The aiohttp application: wiring, lifecycle (start, sweep, graceful shutdown) and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from softphone.config import Config, default_data_dir
+from softphone.server import routes_anonymous, routes_calls, routes_misc, routes_sessions
+from softphone.server.anonymous import AnonymousService, load_realms
+from softphone.server.api import ENDPOINTS
+from softphone.server.auth import Sessions
+from softphone.server.calls import CallService
+from softphone.server.http import error_middleware
+from softphone.server.hub import Hub
+from softphone.server.ice import IceProvider
+from softphone.server.metrics import METRICS_KEY, Metrics
+from softphone.server.ratelimit import RateLimiter
+from softphone.server.services import SERVICES, Services
+from softphone.server.store import Store
+
+log = logging.getLogger("softphone.server")
+
+# Importing the route modules registers their endpoints.
+ROUTE_MODULES = (routes_sessions, routes_calls, routes_anonymous, routes_misc)
+SWEEP_INTERVAL = 1.0
+
+
+def database_path(config: Config) -> Path:
+    base = Path(config.server.data_dir).expanduser() if config.server.data_dir \
+        else default_data_dir()
+    return base / "server.sqlite3"
+
+
+def build_services(config: Config, store: Store) -> Services:
+    server = config.server
+    sessions = Sessions(store, server.session_ttl)
+    hub = Hub(store, sessions, resume_window=server.resume_window,
+              resume_buffer=server.resume_buffer, ping_interval=server.ping_interval,
+              max_frame_bytes=server.max_frame_bytes, max_devices=server.max_devices_per_user)
+    calls = CallService(store, hub, domain=server.domain, ring_timeout=server.ring_timeout,
+                        max_live_calls=server.max_live_calls_per_account)
+    anonymous = AnonymousService(store, sessions, hub, calls, config.anonymous,
+                                 load_realms(config.realms))
+    metrics = Metrics()
+    metrics.gauges["websocket_connections"] = lambda: hub.connection_count
+    metrics.gauges["subscriptions"] = lambda: hub.subscription_count
+    metrics.gauges["live_calls"] = lambda: calls.live_count
+    return Services(
+        config=config, store=store, sessions=sessions, hub=hub, calls=calls,
+        anonymous=anonymous, ice=IceProvider(config), metrics=metrics,
+        login_limit=RateLimiter(config.rate_limits.login_per_minute, "login attempts"),
+        anonymous_limit=RateLimiter(config.rate_limits.anonymous_per_minute,
+                                    "anonymous calls"),
+        started_at=time.time(),
+    )
+
+
+def build_app(config: Config, store: Store | None = None) -> web.Application:
+    """The server app. `store` defaults to the SQLite file under the configured data dir."""
+    store = store or Store(database_path(config))
+    services = build_services(config, store)
+    app = web.Application(middlewares=[error_middleware],
+                          client_max_size=config.server.max_body_bytes)
+    app[SERVICES] = services
+    app[METRICS_KEY] = services.metrics
+    for e in ENDPOINTS:
+        app.router.add_route(e.method, e.path, e.handler)
+    app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_close_websockets)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    services.calls.start()
+    sweeper = asyncio.create_task(_sweep(services))
+    yield
+    sweeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweeper
+    services.calls.stop()
+    services.store.close()
+
+
+async def _sweep(services: Services) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL)
+        try:
+            services.hub.sweep(time.time(), time.monotonic())
+            for session_hash in services.sessions.expired(time.time()):
+                services.sessions.revoke(session_hash)
+        except Exception:
+            log.exception("housekeeping failed; retrying next tick")
+
+
+async def _close_websockets(app: web.Application) -> None:
+    # Live calls stay in the store: a restarted server still knows them.
+    await app[SERVICES].hub.shutdown()

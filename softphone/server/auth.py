@@ -1,0 +1,96 @@
+"""Bearer-token sessions: login, lookup, expiry, logout, and call-scoped anonymous sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+
+from softphone.protocol.errors import ErrorCode
+from softphone.server.errors import ApiError
+from softphone.server.passwords import DUMMY_HASH, new_token, token_hash, verify_password
+from softphone.server.store import Session, Store
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class Sessions:
+    def __init__(self, store: Store, ttl: float) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._by_hash: dict[str, Session] = {s.token_hash: s for s in store.sessions(time.time())}
+
+    async def login(self, username: str, password: str) -> tuple[str, Session]:
+        user = self._store.get_user(username)
+        # Verify against a dummy hash for unknown users so timing does not reveal who exists.
+        encoded = user.password_hash if user else DUMMY_HASH
+        ok = await asyncio.get_running_loop().run_in_executor(
+            None, verify_password, password, encoded
+        )
+        if user is None or not ok:
+            raise ApiError(ErrorCode.BAD_CREDENTIALS, "unknown user or wrong password")
+        return self._create(user.name, anonymous=False, call_id=None, ttl=self._ttl)
+
+    def create_anonymous(self, label: str, call_id: str, ttl: float) -> tuple[str, Session]:
+        return self._create(label, anonymous=True, call_id=call_id, ttl=ttl)
+
+    def _create(self, user: str, *, anonymous: bool, call_id: str | None,
+                ttl: float) -> tuple[str, Session]:
+        token = new_token()
+        now = time.time()
+        session = Session(token_hash(token), user, anonymous, call_id, now, now + ttl)
+        self._store.add_session(session)
+        self._by_hash[session.token_hash] = session
+        return token, session
+
+    def lookup(self, token: str) -> Session | None:
+        session = self._by_hash.get(token_hash(token))
+        if session is None or session.expires_at <= time.time():
+            return None
+        return session
+
+    def get(self, session_hash: str) -> Session | None:
+        return self._by_hash.get(session_hash)
+
+    def is_valid(self, session_hash: str, now: float) -> bool:
+        session = self._by_hash.get(session_hash)
+        return session is not None and session.expires_at > now
+
+    def require(self, request: web.Request) -> Session:
+        token = bearer_token(request)
+        if token is None:
+            raise ApiError(ErrorCode.UNAUTHORIZED,
+                           "missing credentials: send 'Authorization: Bearer <token>'")
+        session = self._by_hash.get(token_hash(token))
+        if session is None:
+            raise ApiError(ErrorCode.UNAUTHORIZED, "unknown or revoked token; log in again")
+        if session.expires_at <= time.time():
+            raise ApiError(ErrorCode.SESSION_EXPIRED, "session expired; log in again")
+        return session
+
+    def require_user(self, request: web.Request) -> Session:
+        session = self.require(request)
+        if session.anonymous:
+            raise ApiError(ErrorCode.ANONYMOUS_NOT_ALLOWED,
+                           "anonymous parties can only act on their own call")
+        return session
+
+    def revoke(self, session_hash: str) -> None:
+        self._by_hash.pop(session_hash, None)
+        self._store.remove_session(session_hash)
+
+    def revoke_user(self, user: str) -> list[str]:
+        hashes = [h for h, s in self._by_hash.items() if s.user == user and not s.anonymous]
+        for h in hashes:
+            self.revoke(h)
+        return hashes
+
+    def expired(self, now: float) -> list[str]:
+        return [h for h, s in self._by_hash.items() if s.expires_at <= now]

@@ -1,0 +1,390 @@
+"""Call control with the server as the authority on state.
+
+Every action is checked against who asks (caller device, callee user or answering device,
+anonymous party) and the call's state, before anything changes. Each change is written to the
+store first, then notified, so a restart never loses a call and a notification never announces
+a change that was not kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import time
+from collections.abc import Callable
+from enum import Enum
+
+from softphone.protocol.errors import ErrorCode
+from softphone.protocol.frames import (
+    CallAnswered,
+    CallCancelled,
+    CallDtmf,
+    CallEnded,
+    CallIncoming,
+    CallRejected,
+    CallRinging,
+    CallUpdate,
+    CallUpdateAnswer,
+)
+from softphone.protocol.models import CallInfo, CallRecord, CallState, Media
+from softphone.server.errors import ApiError
+from softphone.server.hub import Hub
+from softphone.server.store import Call, Session, Store
+
+DTMF_DIGITS = re.compile(r"^[0-9*#A-Da-d,]{1,64}$")
+MAX_SDP = 60_000
+
+
+class Role(Enum):
+    CALLER = "caller"
+    CALLEE = "callee"
+
+
+LIVE = {CallState.INITIATED.value, CallState.RINGING.value, CallState.CONNECTED.value}
+UNANSWERED = {CallState.INITIATED.value, CallState.RINGING.value}
+
+
+def new_call_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def call_info(call: Call) -> CallInfo:
+    return CallInfo(
+        id=call.id, caller=call.caller, callee=call.callee, state=CallState(call.state),
+        media=Media(audio=call.audio, video=call.video), anonymous=call.anonymous,
+        display_name=call.display_name, created_at=call.created_at,
+        answered_at=call.answered_at, ended_at=call.ended_at, end_reason=call.end_reason,
+    )
+
+
+def call_record(call: Call, user: str) -> CallRecord:
+    duration = None
+    if call.answered_at is not None and call.ended_at is not None:
+        duration = round(call.ended_at - call.answered_at, 3)
+    return CallRecord(
+        id=call.id, caller=call.caller, callee=call.callee,
+        direction="outgoing" if call.caller == user else "incoming",
+        anonymous=call.anonymous, started_at=call.created_at, answered_at=call.answered_at,
+        ended_at=call.ended_at, duration=duration, end_reason=call.end_reason,
+    )
+
+
+def check_sdp(sdp: str) -> None:
+    if not sdp.startswith("v=0") or len(sdp) > MAX_SDP:
+        raise ApiError(ErrorCode.VALIDATION,
+                       f"sdp must be an SDP document starting with 'v=0' (at most {MAX_SDP} "
+                       "characters)")
+
+
+class CallService:
+    def __init__(self, store: Store, hub: Hub, *, domain: str, ring_timeout: float,
+                 max_live_calls: int) -> None:
+        self._store = store
+        self._hub = hub
+        self._domain = domain
+        self._ring_timeout = ring_timeout
+        self._max_live = max_live_calls
+        self._live: dict[str, Call] = {c.id: c for c in store.live_calls()}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.setups = 0
+        self.started = 0
+        self.on_ended: Callable[[Call], None] = lambda call: None
+        hub.on_lost = self.session_lost
+
+    def start(self) -> None:
+        """Re-arm ring timers for calls that were ringing when the server stopped."""
+        now = time.time()
+        for call in self._live.values():
+            if call.state in UNANSWERED:
+                self._arm(call, max(0.0, call.created_at + self._ring_timeout - now))
+
+    def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    @property
+    def live_count(self) -> int:
+        return len(self._live)
+
+    def normalise(self, address: str) -> str:
+        """`sip:alice@domain`, `alice@domain` and `alice` all name the local user alice."""
+        name = address.strip()
+        if name.lower().startswith("sip:"):
+            name = name[4:]
+        user, at, domain = name.partition("@")
+        if at and domain.lower() == self._domain.lower():
+            name = user
+        return name
+
+    # -- lookups and checks ------------------------------------------------------------------
+
+    def _find(self, session: Session, call_id: str) -> Call:
+        call = self._live.get(call_id) or self._store.get_call(call_id)
+        if call is None:
+            raise ApiError(ErrorCode.NOT_FOUND, f"no call with id {call_id!r}")
+        if session.anonymous and session.call_id != call.id:
+            raise ApiError(ErrorCode.NOT_IN_CALL, "this token belongs to another call")
+        # An anonymous caller's "from" is only a label: it never makes a user a party.
+        parties = (call.callee,) if call.anonymous else (call.caller, call.callee)
+        if not session.anonymous and session.user not in parties:
+            raise ApiError(ErrorCode.NOT_IN_CALL, "you are not a party to this call")
+        return call
+
+    def _role(self, session: Session, call: Call) -> Role:
+        """The party this device plays in the call, or NOT_IN_CALL."""
+        if session.token_hash == call.caller_session:
+            return Role.CALLER
+        if not session.anonymous and session.user == call.callee and (
+            call.callee_session is None or call.callee_session == session.token_hash
+        ):
+            return Role.CALLEE
+        raise ApiError(ErrorCode.NOT_IN_CALL, "this device is not a party to this call")
+
+    @staticmethod
+    def _require_state(call: Call, allowed: set[str], action: str) -> None:
+        if call.state not in allowed:
+            raise ApiError(ErrorCode.WRONG_STATE,
+                           f"cannot {action} a call in state {call.state!r}")
+
+    def _require_role(self, session: Session, call: Call, role: Role, action: str) -> None:
+        if self._role(session, call) is not role:
+            raise ApiError(ErrorCode.FORBIDDEN, f"only the {role.value} can {action} this call")
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def make(self, session: Session, to: str, sdp: str, media: Media,
+             display_name: str | None, *, anonymous: bool = False,
+             call_id: str | None = None) -> Call:
+        check_sdp(sdp)
+        callee = self.normalise(to)
+        if not callee:
+            raise ApiError(ErrorCode.VALIDATION, "'to' must name a user")
+        if self._store.get_user(callee) is None:
+            raise ApiError(ErrorCode.UNKNOWN_USER, f"no user named {callee!r}")
+        if not anonymous and self._live_for(session.user) >= self._max_live:
+            raise ApiError(ErrorCode.TOO_MANY_CALLS,
+                           f"at most {self._max_live} live calls per account", retry_after=5)
+        if self._live_for(callee) >= self._max_live:
+            raise ApiError(ErrorCode.USER_BUSY, f"{callee} has too many calls in progress")
+        if not self._hub.user_online(callee):
+            raise ApiError(ErrorCode.USER_UNAVAILABLE, f"{callee} is not connected")
+        call = Call(
+            id=call_id or new_call_id(), caller=session.user, callee=callee,
+            caller_session=session.token_hash, callee_session=None,
+            state=CallState.INITIATED.value, audio=media.audio, video=media.video,
+            anonymous=anonymous, display_name=display_name, offer_sdp=sdp,
+        )
+        self._save(call)
+        self.started += 1
+        self._hub.to_user(callee, CallIncoming(call=call_info(call), sdp=sdp),
+                          exclude=session.token_hash)
+        self._arm(call, self._ring_timeout)
+        return call
+
+    def ringing(self, session: Session, call_id: str) -> Call:
+        call = self._find(session, call_id)
+        self._require_role(session, call, Role.CALLEE, "send ringing for")
+        self._require_state(call, UNANSWERED, "ring")
+        if call.state == CallState.INITIATED.value:
+            call.state = CallState.RINGING.value
+            self._save(call)
+            self._hub.to_session(call.caller_session, CallRinging(call_id=call.id))
+        return call
+
+    def answer(self, session: Session, call_id: str, sdp: str) -> Call:
+        check_sdp(sdp)
+        call = self._find(session, call_id)
+        self._require_role(session, call, Role.CALLEE, "answer")
+        self._require_state(call, UNANSWERED, "answer")
+        self._disarm(call.id)
+        call.state = CallState.CONNECTED.value
+        call.callee_session = session.token_hash
+        call.answered_at = time.time()
+        self._save(call)
+        self.setups += 1
+        self._hub.to_session(call.caller_session, CallAnswered(call_id=call.id, sdp=sdp))
+        self._hub.to_user(call.callee, CallCancelled(call_id=call.id,
+                                                     reason="answered_elsewhere"),
+                          exclude=session.token_hash)
+        return call
+
+    def reject(self, session: Session, call_id: str) -> Call:
+        call = self._find(session, call_id)
+        self._require_role(session, call, Role.CALLEE, "reject")
+        self._require_state(call, UNANSWERED, "reject")
+        self._finish(call, "rejected")
+        self._hub.to_session(call.caller_session, CallRejected(call_id=call.id))
+        self._hub.to_user(call.callee, CallCancelled(call_id=call.id,
+                                                     reason="rejected_elsewhere"),
+                          exclude=session.token_hash)
+        return call
+
+    def end(self, session: Session, call_id: str) -> Call:
+        call = self._find(session, call_id)
+        role = self._role(session, call)
+        self._require_state(call, LIVE, "end")
+        if role is Role.CALLEE and call.state in UNANSWERED:
+            return self.reject(session, call_id)
+        if call.state in UNANSWERED:
+            self._finish(call, "cancelled")
+            self._hub.to_user(call.callee, CallCancelled(call_id=call.id, reason="cancelled"))
+        else:
+            self._finish(call, "hangup")
+            self._hub.to_session(self._other_session(call, role),
+                                 CallEnded(call_id=call.id, reason="hangup"))
+        return call
+
+    def update(self, session: Session, call_id: str, sdp: str) -> Call:
+        check_sdp(sdp)
+        call = self._find(session, call_id)
+        role = self._role(session, call)
+        self._require_state(call, {CallState.CONNECTED.value}, "update")
+        if call.pending_update is not None:
+            raise ApiError(ErrorCode.GLARE, "a re-offer is already in progress on this call; "
+                                            "answer it or retry later", retry_after=1)
+        call.pending_update = role.value
+        self._save(call)
+        self._hub.to_session(self._other_session(call, role),
+                             CallUpdate(call_id=call.id, sdp=sdp))
+        return call
+
+    def update_answer(self, session: Session, call_id: str, sdp: str) -> Call:
+        check_sdp(sdp)
+        call = self._find(session, call_id)
+        role = self._role(session, call)
+        self._require_state(call, {CallState.CONNECTED.value}, "answer a re-offer on")
+        if call.pending_update is None or call.pending_update == role.value:
+            raise ApiError(ErrorCode.WRONG_STATE, "no re-offer from the other party is pending")
+        call.pending_update = None
+        self._save(call)
+        self._hub.to_session(self._other_session(call, role),
+                             CallUpdateAnswer(call_id=call.id, sdp=sdp))
+        return call
+
+    def dtmf(self, session: Session, call_id: str, digits: str, duration_ms: int) -> Call:
+        if not DTMF_DIGITS.match(digits):
+            raise ApiError(ErrorCode.VALIDATION,
+                           "digits must be 1-64 of 0-9 * # A-D and ',' (pause)")
+        if not 40 <= duration_ms <= 2000:
+            raise ApiError(ErrorCode.VALIDATION, "duration_ms must be between 40 and 2000")
+        call = self._find(session, call_id)
+        role = self._role(session, call)
+        self._require_state(call, {CallState.CONNECTED.value}, "send DTMF on")
+        self._hub.to_session(self._other_session(call, role),
+                             CallDtmf(call_id=call.id, digits=digits, duration_ms=duration_ms))
+        return call
+
+    def forward(self, session: Session, call_id: str, to: str) -> Call:
+        if session.anonymous:
+            raise ApiError(ErrorCode.ANONYMOUS_NOT_ALLOWED, "anonymous parties cannot forward")
+        call = self._find(session, call_id)
+        self._require_role(session, call, Role.CALLEE, "forward")
+        self._require_state(call, UNANSWERED, "forward")
+        target = self.normalise(to)
+        if self._store.get_user(target) is None:
+            raise ApiError(ErrorCode.UNKNOWN_USER, f"no user named {target!r}")
+        if target in (call.callee, call.caller):
+            raise ApiError(ErrorCode.VALIDATION, "forward to someone other than the parties")
+        if call.anonymous and not self._allows_anonymous(target):
+            raise ApiError(ErrorCode.ANONYMOUS_NOT_ALLOWED,
+                           f"{target} does not accept anonymous calls")
+        if not self._hub.user_online(target):
+            raise ApiError(ErrorCode.USER_UNAVAILABLE, f"{target} is not connected")
+        self._disarm(call.id)
+        previous = call.callee
+        call.callee = target
+        call.state = CallState.INITIATED.value
+        self._save(call)
+        self._hub.to_user(previous, CallCancelled(call_id=call.id, reason="forwarded"))
+        self._hub.to_user(target, CallIncoming(call=call_info(call), sdp=call.offer_sdp))
+        self._arm(call, self._ring_timeout)
+        return call
+
+    def get(self, session: Session, call_id: str) -> Call:
+        return self._find(session, call_id)
+
+    def live_calls(self, session: Session) -> list[Call]:
+        if session.anonymous:
+            call = self._live.get(session.call_id or "")
+            return [call] if call else []
+        return [c for c in self._live.values()
+                if session.user == c.callee or (session.user == c.caller and not c.anonymous)]
+
+    def history(self, user: str, limit: int, offset: int) -> list[Call]:
+        return self._store.history(user, limit, offset)
+
+    # -- endings from outside a request ------------------------------------------------------
+
+    def session_lost(self, session_hash: str) -> None:
+        """A device's socket stayed away past the resume window: end what it was holding up."""
+        for call in list(self._live.values()):
+            if call.caller_session == session_hash:
+                self._end_for_loss(call, Role.CALLER)
+            elif call.callee_session == session_hash:
+                self._end_for_loss(call, Role.CALLEE)
+
+    def _end_for_loss(self, call: Call, lost: Role) -> None:
+        self._finish(call, "connection_lost")
+        if call.answered_at is None:
+            self._hub.to_user(call.callee, CallCancelled(call_id=call.id,
+                                                         reason="connection_lost"))
+        else:
+            self._hub.to_session(self._other_session(call, lost),
+                                 CallEnded(call_id=call.id, reason="connection_lost"))
+
+    def _ring_timeout_fired(self, call_id: str) -> None:
+        self._timers.pop(call_id, None)
+        call = self._live.get(call_id)
+        if call is None or call.state not in UNANSWERED:
+            return
+        self._finish(call, "no_answer")
+        self._hub.to_session(call.caller_session, CallEnded(call_id=call.id, reason="no_answer"))
+        self._hub.to_user(call.callee, CallCancelled(call_id=call.id, reason="no_answer"))
+
+    def end_all(self, reason: str) -> None:
+        for call in list(self._live.values()):
+            self._finish(call, reason)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _allows_anonymous(self, user: str) -> bool:
+        account = self._store.get_user(user)
+        return account is not None and account.allow_anonymous
+
+    def _live_for(self, user: str) -> int:
+        return sum(1 for c in self._live.values() if user in (c.caller, c.callee))
+
+    @staticmethod
+    def _other_session(call: Call, role: Role) -> str:
+        if role is Role.CALLER:
+            assert call.callee_session is not None  # only asked once the call is answered
+            return call.callee_session
+        return call.caller_session
+
+    def _finish(self, call: Call, reason: str) -> None:
+        self._disarm(call.id)
+        call.state = CallState.ENDED.value
+        call.ended_at = time.time()
+        call.end_reason = reason
+        call.pending_update = None
+        self._save(call)
+        self.on_ended(call)
+
+    def _save(self, call: Call) -> None:
+        self._store.put_call(call)
+        if call.state == CallState.ENDED.value:
+            self._live.pop(call.id, None)
+        else:
+            self._live[call.id] = call
+
+    def _arm(self, call: Call, delay: float) -> None:
+        self._disarm(call.id)
+        loop = asyncio.get_running_loop()
+        self._timers[call.id] = loop.call_later(delay, self._ring_timeout_fired, call.id)
+
+    def _disarm(self, call_id: str) -> None:
+        timer = self._timers.pop(call_id, None)
+        if timer is not None:
+            timer.cancel()

@@ -1,0 +1,81 @@
+"""Request decoding and response encoding with msgspec, and the error middleware."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from softphone.protocol.errors import ErrorCode
+from softphone.protocol.models import ErrorBody, ErrorDetail
+from softphone.server.errors import ApiError
+from softphone.server.metrics import METRICS_KEY
+
+log = logging.getLogger("softphone.server")
+
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=_encoder.encode(body), status=status,
+                        content_type="application/json")
+
+
+def error_response(code: ErrorCode, message: str, status: int,
+                   retry_after: float | None = None) -> web.Response:
+    response = json_response(ErrorBody(error=ErrorDetail(code=code.value, message=message)),
+                             status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return response
+
+
+async def decode(request: web.Request, model: type[T]) -> T:
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE,
+                       f"request body is larger than {exc.max_size} bytes") from exc
+    if not body:
+        raise ApiError(ErrorCode.INVALID_JSON, "request body is empty; a JSON object is expected")
+    try:
+        return msgspec.json.decode(body, type=model)
+    except msgspec.ValidationError as exc:
+        raise ApiError(ErrorCode.VALIDATION, str(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise ApiError(ErrorCode.INVALID_JSON, f"body is not valid JSON: {exc}") from exc
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    metrics = request.app[METRICS_KEY]
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        metrics.error(exc.code.value)
+        return error_response(exc.code, exc.message, exc.status, exc.retry_after)
+    except web.HTTPRequestEntityTooLarge as exc:
+        metrics.error(ErrorCode.PAYLOAD_TOO_LARGE.value)
+        return error_response(ErrorCode.PAYLOAD_TOO_LARGE,
+                              f"request body is larger than {exc.max_size} bytes", 413)
+    except web.HTTPNotFound:
+        metrics.error(ErrorCode.NOT_FOUND.value)
+        return error_response(ErrorCode.NOT_FOUND, f"no such resource: {request.path}", 404)
+    except web.HTTPMethodNotAllowed as exc:
+        metrics.error(ErrorCode.METHOD_NOT_ALLOWED.value)
+        return error_response(ErrorCode.METHOD_NOT_ALLOWED,
+                              f"{exc.method} is not allowed here; allowed: "
+                              f"{', '.join(sorted(exc.allowed_methods))}", 405)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        metrics.error(ErrorCode.INTERNAL.value)
+        return error_response(ErrorCode.INTERNAL, "internal server error", 500)

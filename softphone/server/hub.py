@@ -1,0 +1,360 @@
+"""Subscriptions and their notification websockets: sequence numbers, resume, devices.
+
+Every subscription keeps a bounded buffer of its recent notifications, so a client that lost its
+socket can come back with its last `seq` and miss nothing. A subscription whose socket has been
+gone longer than the resume window is "lost": its calls are ended by the owner's callback and
+its buffer is dropped, so the next connection gets `resume_failed` and resynchronises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from softphone.protocol.errors import CloseCode, ErrorCode
+from softphone.protocol.frames import (
+    ClientFrames,
+    ClientPing,
+    ErrorFrame,
+    Hello,
+    Notification,
+    ResumeFailed,
+    ServerFrame,
+    ServerPong,
+    SubscriptionGone,
+    Welcome,
+)
+from softphone.server.auth import Sessions, bearer_token
+from softphone.server.errors import ApiError
+from softphone.server.store import Session, Store, SubscriptionRow
+
+log = logging.getLogger("softphone.server.hub")
+
+HELLO_TIMEOUT = 10.0
+_encoder = msgspec.json.Encoder()
+_client_decoder = msgspec.json.Decoder(ClientFrames)
+
+
+class Connection:
+    """One websocket; a writer task owns all sends so frames leave in publish order."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self._queue: asyncio.Queue[bytes | int] = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write())
+
+    def send(self, data: bytes) -> None:
+        self._queue.put_nowait(data)
+
+    def close_after_flush(self, code: int) -> None:
+        self._queue.put_nowait(code)
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                item = await self._queue.get()
+                if isinstance(item, int):
+                    await self.ws.close(code=item)
+                    return
+                await self.ws.send_str(item.decode())
+        except (ConnectionError, RuntimeError):
+            # The peer went away mid-write; the reader side notices and detaches.
+            return
+
+    async def finish(self, timeout: float = 5.0) -> None:
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(self._writer), timeout)
+        self._writer.cancel()
+
+
+@dataclass(eq=False)
+class Subscription:
+    row: SubscriptionRow
+    anonymous: bool
+    buffer: deque[tuple[int, bytes]]
+    seq: int = 0
+    resumable: bool = False
+    connection: Connection | None = None
+    detached_at: float | None = field(default_factory=time.monotonic)
+    lost: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.row.id
+
+    @property
+    def available(self) -> bool:
+        return not self.lost and "call" in self.row.services
+
+
+class Hub:
+    def __init__(self, store: Store, sessions: Sessions, *, resume_window: float,
+                 resume_buffer: int, ping_interval: float, max_frame_bytes: int,
+                 max_devices: int) -> None:
+        self._store = store
+        self._sessions = sessions
+        self.resume_window = resume_window
+        self._resume_buffer = resume_buffer
+        self.ping_interval = ping_interval
+        self._max_frame = max_frame_bytes
+        self._max_devices = max_devices
+        self._subs: dict[str, Subscription] = {}
+        self._by_session: dict[str, Subscription] = {}
+        self.on_lost: Callable[[str], None] = lambda session_hash: None
+        for row in store.subscriptions(time.time()):
+            session = sessions.get(row.session_hash)
+            if session is not None:
+                self._add(row, session.anonymous)
+
+    # -- subscriptions -----------------------------------------------------------------------
+
+    def _add(self, row: SubscriptionRow, anonymous: bool) -> Subscription:
+        sub = Subscription(row, anonymous, deque(maxlen=self._resume_buffer))
+        self._subs[row.id] = sub
+        self._by_session[row.session_hash] = sub
+        return sub
+
+    def subscribe(self, session: Session, services: list[str], expires: float,
+                  force_logout: bool) -> Subscription:
+        now = time.time()
+        existing = self._by_session.get(session.token_hash)
+        if existing is not None:
+            # Subscribing again on the same session refreshes it rather than leaking a twin.
+            existing.row.services = services
+            existing.row.expires_at = now + expires
+            self._store.put_subscription(existing.row)
+            return existing
+        if not session.anonymous:
+            devices = sorted((s for s in self._subs.values() if s.row.user == session.user
+                              and not s.anonymous), key=lambda s: s.row.created_at)
+            if len(devices) >= self._max_devices:
+                if not force_logout:
+                    raise ApiError(ErrorCode.TOO_MANY_DEVICES,
+                                   f"{len(devices)} devices are subscribed already; "
+                                   "set force_logout to replace the oldest")
+                self.remove(devices[0], "replaced by a newer device")
+        row = SubscriptionRow(secrets.token_urlsafe(16), session.token_hash, session.user,
+                              services, now, now + expires)
+        self._store.put_subscription(row)
+        return self._add(row, session.anonymous)
+
+    def get(self, sub_id: str) -> Subscription | None:
+        return self._subs.get(sub_id)
+
+    def for_session(self, session_hash: str) -> Subscription | None:
+        return self._by_session.get(session_hash)
+
+    def refresh(self, sub: Subscription, expires: float) -> None:
+        sub.row.expires_at = time.time() + expires
+        self._store.put_subscription(sub.row)
+
+    def remove(self, sub: Subscription, reason: str,
+               code: int = CloseCode.DO_NOT_RECONNECT) -> None:
+        """End a subscription: tell its socket why, then close it so it does not reconnect."""
+        self._subs.pop(sub.id, None)
+        if self._by_session.get(sub.row.session_hash) is sub:
+            del self._by_session[sub.row.session_hash]
+        self._store.remove_subscription(sub.id)
+        self._publish(sub, SubscriptionGone(reason=reason))
+        if sub.connection is not None:
+            sub.connection.close_after_flush(code)
+            sub.connection = None
+
+    def remove_session(self, session_hash: str, reason: str,
+                       code: int = CloseCode.DO_NOT_RECONNECT) -> None:
+        sub = self._by_session.get(session_hash)
+        if sub is not None:
+            self.remove(sub, reason, code)
+
+    def user_online(self, user: str) -> bool:
+        return any(s.row.user == user and s.available and not s.anonymous
+                   for s in self._subs.values())
+
+    @property
+    def connection_count(self) -> int:
+        return sum(1 for s in self._subs.values() if s.connection is not None)
+
+    @property
+    def subscription_count(self) -> int:
+        return len(self._subs)
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def to_user(self, user: str, frame: Notification, *, exclude: str | None = None) -> None:
+        for sub in list(self._subs.values()):
+            if (sub.row.user == user and not sub.anonymous and sub.available
+                    and sub.row.session_hash != exclude):
+                self._publish(sub, frame)
+
+    def to_session(self, session_hash: str, frame: Notification) -> None:
+        sub = self._by_session.get(session_hash)
+        if sub is not None:
+            self._publish(sub, frame)
+
+    def _publish(self, sub: Subscription, frame: Notification) -> None:
+        if sub.lost and sub.connection is None:
+            return  # nobody can resume these frames; the client resynchronises instead
+        sub.seq += 1
+        # Frames are shared between subscriptions; copy so each carries its own seq.
+        data = _encoder.encode(msgspec.structs.replace(frame, seq=sub.seq))
+        sub.buffer.append((sub.seq, data))
+        if sub.connection is not None:
+            sub.connection.send(data)
+
+    # -- websocket ---------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=self.ping_interval, max_msg_size=self._max_frame)
+        await ws.prepare(request)
+        accepted = await self._authenticate(ws, bearer_token(request))
+        if accepted is None:
+            return ws
+        sub, first_frames = accepted
+        connection = self._attach(sub, ws, first_frames)
+        try:
+            await self._read(sub, ws, connection)
+        finally:
+            if sub.connection is connection:
+                sub.connection = None
+                sub.detached_at = time.monotonic()
+            if not ws.closed and ws.close_code is None:
+                connection.close_after_flush(CloseCode.GOING_AWAY)
+            await connection.finish()
+        return ws
+
+    async def _refuse(self, ws: web.WebSocketResponse, code: ErrorCode, message: str,
+                      close: int) -> None:
+        await ws.send_str(_encoder.encode(ErrorFrame(code=code.value, message=message)).decode())
+        await ws.close(code=close)
+
+    async def _authenticate(self, ws: web.WebSocketResponse,
+                            header_token: str | None) -> tuple[Subscription, list[bytes]] | None:
+        try:
+            msg = await ws.receive(timeout=HELLO_TIMEOUT)
+        except TimeoutError:
+            await self._refuse(ws, ErrorCode.UNAUTHORIZED, "no hello frame in time",
+                               CloseCode.AUTH_EXPIRED)
+            return None
+        if msg.type != WSMsgType.TEXT:
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return None
+            await self._refuse(ws, ErrorCode.INVALID_JSON, "expected a text hello frame",
+                               CloseCode.DO_NOT_RECONNECT)
+            return None
+        try:
+            hello = _client_decoder.decode(msg.data)
+        except msgspec.DecodeError as exc:
+            await self._refuse(ws, ErrorCode.VALIDATION, f"bad hello frame: {exc}",
+                               CloseCode.DO_NOT_RECONNECT)
+            return None
+        if not isinstance(hello, Hello):
+            await self._refuse(ws, ErrorCode.VALIDATION, "the first frame must be 'hello'",
+                               CloseCode.DO_NOT_RECONNECT)
+            return None
+        token = header_token or hello.token
+        session = self._sessions.lookup(token) if token else None
+        if session is None:
+            await self._refuse(ws, ErrorCode.UNAUTHORIZED, "unknown, revoked or expired token",
+                               CloseCode.AUTH_EXPIRED)
+            return None
+        sub = self._subs.get(hello.subscription_id)
+        if sub is None or sub.row.session_hash != session.token_hash:
+            await self._refuse(ws, ErrorCode.NOT_FOUND, "no such subscription for this session",
+                               CloseCode.DO_NOT_RECONNECT)
+            return None
+        return sub, self._start(sub, hello.last_seq)
+
+    def _start(self, sub: Subscription, last_seq: int | None) -> list[bytes]:
+        """The frames that open a connection: welcome, then the replay or resume_failed."""
+        frames: list[bytes] = []
+        replay = self._replay(sub, last_seq) if last_seq is not None else None
+        frames.append(_encoder.encode(Welcome(seq=sub.seq, subscription_id=sub.id,
+                                              resumed=replay is not None,
+                                              ping_interval=self.ping_interval)))
+        if replay is not None:
+            frames += replay
+        elif last_seq is not None:
+            frames.append(_encoder.encode(ResumeFailed(
+                seq=sub.seq, reason="missed notifications are no longer available; "
+                                    "resynchronise with GET /v1/calls")))
+        sub.resumable = True
+        sub.lost = False
+        return frames
+
+    def _replay(self, sub: Subscription, last_seq: int) -> list[bytes] | None:
+        if not sub.resumable or last_seq > sub.seq:
+            return None
+        if last_seq == sub.seq:
+            return []
+        if not sub.buffer or sub.buffer[0][0] > last_seq + 1:
+            return None
+        return [data for seq, data in sub.buffer if seq > last_seq]
+
+    def _attach(self, sub: Subscription, ws: web.WebSocketResponse,
+                first_frames: list[bytes]) -> Connection:
+        """Queue welcome and replay before any live frame can slip in (no await in between)."""
+        if sub.connection is not None:
+            sub.connection.close_after_flush(CloseCode.REPLACED)
+        connection = Connection(ws)
+        for data in first_frames:
+            connection.send(data)
+        sub.connection = connection
+        sub.detached_at = None
+        return connection
+
+    async def _read(self, sub: Subscription, ws: web.WebSocketResponse,
+                    connection: Connection) -> None:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                try:
+                    frame = _client_decoder.decode(msg.data)
+                except msgspec.DecodeError as exc:
+                    connection.send(_encoder.encode(ErrorFrame(
+                        seq=sub.seq, code=ErrorCode.VALIDATION.value, message=str(exc))))
+                    continue
+                if isinstance(frame, ClientPing):
+                    connection.send(_encoder.encode(ServerPong(seq=sub.seq, id=frame.id)))
+                elif isinstance(frame, Hello):
+                    connection.send(_encoder.encode(ErrorFrame(
+                        seq=sub.seq, code=ErrorCode.WRONG_STATE.value,
+                        message="already authenticated on this socket")))
+            elif msg.type == WSMsgType.BINARY:
+                connection.send(_encoder.encode(ErrorFrame(
+                    seq=sub.seq, code=ErrorCode.VALIDATION.value,
+                    message="binary frames are not part of the protocol; send JSON text")))
+            elif msg.type == WSMsgType.ERROR:
+                log.info("websocket error on %s: %s", sub.id, ws.exception())
+
+    # -- housekeeping ------------------------------------------------------------------------
+
+    def sweep(self, now_wall: float, now_mono: float) -> None:
+        """Expire subscriptions and sessions, and declare long-detached subscriptions lost."""
+        for sub in list(self._subs.values()):
+            if sub.row.expires_at <= now_wall:
+                self.remove(sub, "subscription expired")
+            elif not self._sessions.is_valid(sub.row.session_hash, now_wall):
+                self.remove(sub, "session expired", CloseCode.AUTH_EXPIRED)
+            elif (not sub.lost and sub.detached_at is not None
+                  and now_mono - sub.detached_at >= self.resume_window):
+                sub.lost = True
+                sub.resumable = False
+                sub.buffer.clear()
+                self.on_lost(sub.row.session_hash)
+
+    async def shutdown(self) -> None:
+        connections = [s.connection for s in self._subs.values() if s.connection]
+        for connection in connections:
+            connection.close_after_flush(CloseCode.GOING_AWAY)
+        await asyncio.gather(*(c.finish() for c in connections))
+
+
+__all__ = ["Connection", "Hub", "ServerFrame", "Subscription"]
