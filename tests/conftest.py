@@ -74,6 +74,6 @@ def party(client: TestClient[Any, Any]) -> Callable[[str], Party]:
 
 
 def app_of(client: TestClient[Any, Any]) -> web.Application:
-    app = client.server.app
-    assert app is not None
+    app = client.app
+    assert isinstance(app, web.Application)
     return app

@@ -41,8 +41,7 @@ async def decode(request: web.Request, model: type[T]) -> T:
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
-        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE,
-                       f"request body is larger than {exc.max_size} bytes") from exc
+        raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, exc.text or "request body too large") from exc
     if not body:
         raise ApiError(ErrorCode.INVALID_JSON, "request body is empty; a JSON object is expected")
     try:
@@ -63,8 +62,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.code, exc.message, exc.status, exc.retry_after)
     except web.HTTPRequestEntityTooLarge as exc:
         metrics.error(ErrorCode.PAYLOAD_TOO_LARGE.value)
-        return error_response(ErrorCode.PAYLOAD_TOO_LARGE,
-                              f"request body is larger than {exc.max_size} bytes", 413)
+        return error_response(ErrorCode.PAYLOAD_TOO_LARGE, exc.text or "request body too large",
+                              413)
     except web.HTTPNotFound:
         metrics.error(ErrorCode.NOT_FOUND.value)
         return error_response(ErrorCode.NOT_FOUND, f"no such resource: {request.path}", 404)

@@ -43,8 +43,7 @@ async def start_server(config: Config, host: str | None = None,
     host = host or config.server.host
     site = web.TCPSite(runner, host, config.server.port if port is None else port)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1] if site._server else 0  # type: ignore[union-attr]
-    return RunningServer(runner, site, host, bound)
+    return RunningServer(runner, site, host, int(runner.addresses[0][1]))
 
 
 async def serve_forever(config: Config, ready: asyncio.Event | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -94,7 +93,7 @@ class Party:
         assert self.ws is not None
         try:
             msg = await self.ws.receive(timeout=wait)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
         raise AssertionError(f"unexpected frame: {msg.data!r}")
 

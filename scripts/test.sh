@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install what is missing, then run every check: lint, types, import rules, the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh --test
+export PATH="$PWD/.venv/bin:$PATH"
+status=0
+echo "== ruff";         ruff check softphone tests benchmarks || status=1
+echo "== mypy";         mypy || status=1
+echo "== import rules"; lint-imports --no-cache || status=1
+echo "== pytest"
+pytest -q -p no:cacheprovider "$@" || status=$?
+exit $status
