@@ -49,9 +49,14 @@ def build_services(config: Config, store: Store) -> Services:
     anonymous = AnonymousService(store, sessions, hub, calls, config.anonymous,
                                  load_realms(config.realms))
     metrics = Metrics()
-    metrics.gauges["websocket_connections"] = lambda: hub.connection_count
-    metrics.gauges["subscriptions"] = lambda: hub.subscription_count
-    metrics.gauges["live_calls"] = lambda: calls.live_count
+    metrics.counters["calls_total"] = ("Calls started.", lambda: calls.started)
+    metrics.counters["call_setups_total"] = ("Calls answered (set up end to end).",
+                                             lambda: calls.setups)
+    metrics.gauges["websocket_connections"] = ("Open notification websockets.",
+                                               lambda: hub.connection_count)
+    metrics.gauges["subscriptions"] = ("Subscriptions (devices).",
+                                       lambda: hub.subscription_count)
+    metrics.gauges["live_calls"] = ("Calls not yet ended.", lambda: calls.live_count)
     return Services(
         config=config, store=store, sessions=sessions, hub=hub, calls=calls,
         anonymous=anonymous, ice=IceProvider(config), metrics=metrics,

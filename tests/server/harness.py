@@ -15,7 +15,7 @@ SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/
 class Party:
     """One device: a session, optionally a subscription and its notification websocket."""
 
-    def __init__(self, client: TestClient[Any, Any], user: str) -> None:
+    def __init__(self, client: TestClient[Any, Any] | aiohttp.ClientSession, user: str) -> None:
         self.client = client
         self.user = user
         self.token: str | None = None
@@ -65,6 +65,8 @@ class Party:
         await self.ws.send_json(hello)
         welcome = await self.receive()
         assert welcome["type"] == "welcome", welcome
+        if not welcome["resumed"]:
+            self.last_seq = welcome["seq"]  # the documented rule: a fresh cursor
         return welcome
 
     async def online(self) -> Party:
