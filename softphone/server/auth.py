@@ -73,6 +73,10 @@ class Sessions:
             raise ApiError(ErrorCode.UNAUTHORIZED, "unknown or revoked token; log in again")
         if session.expires_at <= time.time():
             raise ApiError(ErrorCode.SESSION_EXPIRED, "session expired; log in again")
+        if not session.anonymous and self._store.get_user(session.user) is None:
+            # The account was removed (e.g. `softphone user remove`) while this session lived.
+            self.revoke(session.token_hash)
+            raise ApiError(ErrorCode.UNAUTHORIZED, "this account no longer exists")
         return session
 
     def require_user(self, request: web.Request) -> Session:

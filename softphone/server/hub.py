@@ -109,6 +109,7 @@ class Hub:
         self._max_devices = max_devices
         self._subs: dict[str, Subscription] = {}
         self._by_session: dict[str, Subscription] = {}
+        self._by_user: dict[str, dict[str, Subscription]] = {}
         self.on_lost: Callable[[str], None] = lambda session_hash: None
         for row in store.subscriptions(time.time()):
             session = sessions.get(row.session_hash)
@@ -121,6 +122,8 @@ class Hub:
         sub = Subscription(row, anonymous, deque(maxlen=self._resume_buffer))
         self._subs[row.id] = sub
         self._by_session[row.session_hash] = sub
+        if not anonymous:
+            self._by_user.setdefault(row.user, {})[row.id] = sub
         return sub
 
     def subscribe(self, session: Session, services: list[str], expires: float,
@@ -134,8 +137,7 @@ class Hub:
             self._store.put_subscription(existing.row)
             return existing
         if not session.anonymous:
-            devices = sorted((s for s in self._subs.values() if s.row.user == session.user
-                              and not s.anonymous), key=lambda s: s.row.created_at)
+            devices = sorted(self._devices(session.user), key=lambda s: s.row.created_at)
             if len(devices) >= self._max_devices:
                 if not force_logout:
                     raise ApiError(ErrorCode.TOO_MANY_DEVICES,
@@ -163,6 +165,11 @@ class Hub:
         self._subs.pop(sub.id, None)
         if self._by_session.get(sub.row.session_hash) is sub:
             del self._by_session[sub.row.session_hash]
+        devices = self._by_user.get(sub.row.user)
+        if devices is not None:
+            devices.pop(sub.id, None)
+            if not devices:
+                del self._by_user[sub.row.user]
         self._store.remove_subscription(sub.id)
         self._publish(sub, SubscriptionGone(reason=reason))
         if sub.connection is not None:
@@ -175,9 +182,12 @@ class Hub:
         if sub is not None:
             self.remove(sub, reason, code)
 
+    def _devices(self, user: str) -> list[Subscription]:
+        """The user's own subscriptions (anonymous parties are never anyone's device)."""
+        return list(self._by_user.get(user, {}).values())
+
     def user_online(self, user: str) -> bool:
-        return any(s.row.user == user and s.available and not s.anonymous
-                   for s in self._subs.values())
+        return any(s.available for s in self._devices(user))
 
     @property
     def connection_count(self) -> int:
@@ -190,9 +200,8 @@ class Hub:
     # -- publishing --------------------------------------------------------------------------
 
     def to_user(self, user: str, frame: Notification, *, exclude: str | None = None) -> None:
-        for sub in list(self._subs.values()):
-            if (sub.row.user == user and not sub.anonymous and sub.available
-                    and sub.row.session_hash != exclude):
+        for sub in self._devices(user):
+            if sub.available and sub.row.session_hash != exclude:
                 self._publish(sub, frame)
 
     def to_session(self, session_hash: str, frame: Notification) -> None:
