@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from softphone.config import Config, parse_config
 from softphone.server.runner import start_server
 from softphone.server.services import SERVICES
-from tests.conftest import seed_users
+from tests.conftest import app_of, seed_users
 from tests.server.harness import SDP, Party
 
 Start = Callable[[Config], Awaitable[TestClient[Any, Any]]]
@@ -138,3 +138,12 @@ async def test_shutdown_closes_websockets_with_1001(config: Config) -> None:
             await stopping
     finally:
         await server.stop()
+
+
+async def test_removed_account_loses_its_sessions(client: TestClient[Any, Any],
+                                                  party: PartyFactory) -> None:
+    bob = await party("bob").online()
+    assert app_of(client)[SERVICES].store.remove_user("bob")
+    status, error = await bob.request("GET", "/v1/calls")
+    assert status == 401 and error["error"]["code"] == "unauthorized"
+    assert "no longer exists" in error["error"]["message"]
