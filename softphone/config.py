@@ -125,52 +125,64 @@ def parse_config(text: str, source: str = "<config>") -> Config:
 _PATH = re.compile(r"`\$((?:\.[A-Za-z_][\w-]*|\[\d+\])*)`")
 
 
+def _dotted(path: list[str | int]) -> str:
+    return ".".join(p if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+
+
 def _describe(exc: msgspec.ValidationError, text: str, source: str) -> str:
     message = str(exc)
     match = _PATH.search(message)
-    keys = [k for k in re.split(r"\.|\[\d+\]", match.group(1)) if k] if match else []
+    # Path parts: names, and ints for the N-th table of an array such as [[realms]].
+    path: list[str | int] = []
+    for name, index in re.findall(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]",
+                                  match.group(1) if match else ""):
+        path.append(name if name else int(index))
     unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
     if unknown:
-        keys.append(unknown.group(1))
+        path.append(unknown.group(1))
         hint = "unknown key; see config.example.toml for the keys that exist"
     else:
         hint = _PATH.sub("", message).replace(" - at", "").strip(" -")
-    line = _find_line(text, keys)
+    line = _find_line(text, path)
     where = f"{source}:{line}" if line else source
-    key = ".".join(keys) or "(top level)"
-    return f"{where}: key '{key}': {hint}"
+    return f"{where}: key '{_dotted(path) or '(top level)'}': {hint}"
 
 
-def _find_line(text: str, keys: list[str]) -> int | None:
-    """Best-effort line of a dotted key: the key inside its [section], or the section header."""
-    if not keys:
+def _find_line(text: str, path: list[str | int]) -> int | None:
+    """Best-effort line of a key: the key inside its table, else the table's header line."""
+    if not path:
         return None
-    section, leaf = keys[:-1], keys[-1]
-    current: list[str] = []
-    header_line: int | None = None
-    section_line: int | None = None
+    *table, leaf = path
+    if isinstance(leaf, int):
+        table, leaf = path, ""
+    current: list[str | int] = []
+    seen: dict[str, int] = {}
+    table_line: int | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        header = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", line)
+        header = re.match(r"^(\[\[?)\s*([^\]]+?)\s*\]", line)
         if header:
-            current = [part.strip() for part in header.group(1).split(".")]
-            if current == keys:
-                header_line = number
-            elif current == section and section_line is None:
-                section_line = number
+            names: list[str | int] = [part.strip() for part in header.group(2).split(".")]
+            if header.group(1) == "[[":
+                name = ".".join(str(n) for n in names)
+                seen[name] = seen.get(name, -1) + 1
+                names.append(seen[name])
+            current = names
+            if current == path:
+                return number  # the key is itself a table, e.g. an unknown [section]
+            if current == table and table_line is None:
+                table_line = number
             continue
-        if current == section and re.match(rf"^{re.escape(leaf)}\s*=", line):
+        if leaf and current == table and re.match(rf"^{re.escape(leaf)}\s*=", line):
             return number
-        if not section and current == [] and re.match(rf"^{re.escape(leaf)}\s*=", line):
-            return number
-    return header_line or section_line
+    return table_line
 
 
 def _check_values(config: Config, text: str, source: str) -> None:
-    def fail(keys: list[str], hint: str) -> None:
+    def fail(keys: list[str | int], hint: str) -> None:
         line = _find_line(text, keys)
         where = f"{source}:{line}" if line else source
-        raise ConfigError(f"{where}: key '{'.'.join(keys)}': {hint}")
+        raise ConfigError(f"{where}: key '{_dotted(keys)}': {hint}")
 
     server = config.server
     if not 0 <= server.port <= 65535:
@@ -182,6 +194,8 @@ def _check_values(config: Config, text: str, source: str) -> None:
             fail(["server", name], "must be greater than 0")
     if config.turn.urls and not config.turn.secret_file:
         fail(["turn", "secret_file"], "TURN urls are set, so a shared secret file is required")
-    names = [realm.name for realm in config.realms]
-    if len(set(names)) != len(names):
-        fail(["realms"], "realm names must be unique")
+    names: set[str] = set()
+    for index, realm in enumerate(config.realms):
+        if realm.name in names:
+            fail(["realms", index, "name"], f"realm name {realm.name!r} is used twice")
+        names.add(realm.name)

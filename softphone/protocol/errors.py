@@ -62,7 +62,6 @@ class CloseCode(enum.IntEnum):
     """Websocket close codes the server uses (4000-4999 are ours)."""
 
     GOING_AWAY = 1001
-    PROTOCOL_ERROR = 1002
     MESSAGE_TOO_BIG = 1009
     DO_NOT_RECONNECT = 4000
     REPLACED = 4001

@@ -148,5 +148,4 @@ END_REASONS = (
     "answered_elsewhere",
     "rejected_elsewhere",
     "forwarded",
-    "server_shutdown",
 )

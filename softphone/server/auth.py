@@ -51,10 +51,18 @@ class Sessions:
         return token, session
 
     def lookup(self, token: str) -> Session | None:
+        """The live session for a token, or None (unknown, expired, or account removed)."""
         session = self._by_hash.get(token_hash(token))
         if session is None or session.expires_at <= time.time():
             return None
-        return session
+        return session if self._account_exists(session) else None
+
+    def _account_exists(self, session: Session) -> bool:
+        if session.anonymous or self._store.get_user(session.user) is not None:
+            return True
+        # The account was removed (e.g. `softphone user remove`) while this session lived.
+        self.revoke(session.token_hash)
+        return False
 
     def get(self, session_hash: str) -> Session | None:
         return self._by_hash.get(session_hash)
@@ -73,9 +81,7 @@ class Sessions:
             raise ApiError(ErrorCode.UNAUTHORIZED, "unknown or revoked token; log in again")
         if session.expires_at <= time.time():
             raise ApiError(ErrorCode.SESSION_EXPIRED, "session expired; log in again")
-        if not session.anonymous and self._store.get_user(session.user) is None:
-            # The account was removed (e.g. `softphone user remove`) while this session lived.
-            self.revoke(session.token_hash)
+        if not self._account_exists(session):
             raise ApiError(ErrorCode.UNAUTHORIZED, "this account no longer exists")
         return session
 

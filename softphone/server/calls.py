@@ -90,7 +90,7 @@ class CallService:
         self.setups = 0
         self.started = 0
         self.on_ended: Callable[[Call], None] = lambda call: None
-        hub.on_lost = self.session_lost
+        hub.on_device_gone = self.device_gone
 
     def start(self) -> None:
         """Re-arm ring timers for calls that were ringing when the server stopped."""
@@ -168,7 +168,7 @@ class CallService:
                            f"at most {self._max_live} live calls per account", retry_after=5)
         if self._live_for(callee) >= self._max_live:
             raise ApiError(ErrorCode.USER_BUSY, f"{callee} has too many calls in progress")
-        if not self._hub.user_online(callee):
+        if not self._hub.user_online(callee, exclude=session.token_hash):
             raise ApiError(ErrorCode.USER_UNAVAILABLE, f"{callee} is not connected")
         call = Call(
             id=call_id or new_call_id(), caller=session.user, callee=callee,
@@ -290,6 +290,8 @@ class CallService:
         if call.anonymous and not self._allows_anonymous(target):
             raise ApiError(ErrorCode.ANONYMOUS_NOT_ALLOWED,
                            f"{target} does not accept anonymous calls")
+        if self._live_for(target) >= self._max_live:
+            raise ApiError(ErrorCode.USER_BUSY, f"{target} has too many calls in progress")
         if not self._hub.user_online(target):
             raise ApiError(ErrorCode.USER_UNAVAILABLE, f"{target} is not connected")
         self._disarm(call.id)
@@ -317,22 +319,27 @@ class CallService:
 
     # -- endings from outside a request ------------------------------------------------------
 
-    def session_lost(self, session_hash: str) -> None:
-        """A device's socket stayed away past the resume window: end what it was holding up."""
+    def device_gone(self, session_hash: str, reason: str) -> None:
+        """A device is unreachable (`connection_lost`) or left (`hangup`): end its calls.
+
+        Unanswered calls it was only ringing on are left to its user's other devices and the
+        ring timeout.
+        """
         for call in list(self._live.values()):
             if call.caller_session == session_hash:
-                self._end_for_loss(call, Role.CALLER)
+                self._end_for_departure(call, Role.CALLER, reason)
             elif call.callee_session == session_hash:
-                self._end_for_loss(call, Role.CALLEE)
+                self._end_for_departure(call, Role.CALLEE, reason)
 
-    def _end_for_loss(self, call: Call, lost: Role) -> None:
-        self._finish(call, "connection_lost")
+    def _end_for_departure(self, call: Call, gone: Role, reason: str) -> None:
         if call.answered_at is None:
-            self._hub.to_user(call.callee, CallCancelled(call_id=call.id,
-                                                         reason="connection_lost"))
+            reason = "cancelled" if reason == "hangup" else reason
+            self._finish(call, reason)
+            self._hub.to_user(call.callee, CallCancelled(call_id=call.id, reason=reason))
         else:
-            self._hub.to_session(self._other_session(call, lost),
-                                 CallEnded(call_id=call.id, reason="connection_lost"))
+            self._finish(call, reason)
+            self._hub.to_session(self._other_session(call, gone),
+                                 CallEnded(call_id=call.id, reason=reason))
 
     def _ring_timeout_fired(self, call_id: str) -> None:
         self._timers.pop(call_id, None)
@@ -343,10 +350,6 @@ class CallService:
         self._hub.to_session(call.caller_session, CallEnded(call_id=call.id, reason="no_answer"))
         self._hub.to_user(call.callee, CallCancelled(call_id=call.id, reason="no_answer"))
 
-    def end_all(self, reason: str) -> None:
-        for call in list(self._live.values()):
-            self._finish(call, reason)
-
     # -- helpers -----------------------------------------------------------------------------
 
     def _allows_anonymous(self, user: str) -> bool:
@@ -354,7 +357,9 @@ class CallService:
         return account is not None and account.allow_anonymous
 
     def _live_for(self, user: str) -> int:
-        return sum(1 for c in self._live.values() if user in (c.caller, c.callee))
+        # An anonymous caller's label is not an account: it never counts against one.
+        return sum(1 for c in self._live.values()
+                   if c.callee == user or (c.caller == user and not c.anonymous))
 
     @staticmethod
     def _other_session(call: Call, role: Role) -> str:

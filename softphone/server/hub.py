@@ -110,16 +110,20 @@ class Hub:
         self._subs: dict[str, Subscription] = {}
         self._by_session: dict[str, Subscription] = {}
         self._by_user: dict[str, dict[str, Subscription]] = {}
-        self.on_lost: Callable[[str], None] = lambda session_hash: None
+        # Called with (session hash, end reason) when a device stops being reachable: lost
+        # past the resume window, or gone for good (logout, unsubscribe, replaced, expired).
+        self.on_device_gone: Callable[[str, str], None] = lambda session_hash, reason: None
         for row in store.subscriptions(time.time()):
             session = sessions.get(row.session_hash)
             if session is not None:
-                self._add(row, session.anonymous)
+                self._add(row, session.anonymous, fresh=False)
 
     # -- subscriptions -----------------------------------------------------------------------
 
-    def _add(self, row: SubscriptionRow, anonymous: bool) -> Subscription:
-        sub = Subscription(row, anonymous, deque(maxlen=self._resume_buffer))
+    def _add(self, row: SubscriptionRow, anonymous: bool, *, fresh: bool) -> Subscription:
+        # A fresh subscription can be resumed from seq 0, so nothing published before its first
+        # socket is lost; one reloaded after a restart has lost its buffer and cannot.
+        sub = Subscription(row, anonymous, deque(maxlen=self._resume_buffer), resumable=fresh)
         self._subs[row.id] = sub
         self._by_session[row.session_hash] = sub
         if not anonymous:
@@ -147,7 +151,7 @@ class Hub:
         row = SubscriptionRow(secrets.token_urlsafe(16), session.token_hash, session.user,
                               services, now, now + expires)
         self._store.put_subscription(row)
-        return self._add(row, session.anonymous)
+        return self._add(row, session.anonymous, fresh=True)
 
     def get(self, sub_id: str) -> Subscription | None:
         return self._subs.get(sub_id)
@@ -171,6 +175,8 @@ class Hub:
             if not devices:
                 del self._by_user[sub.row.user]
         self._store.remove_subscription(sub.id)
+        # The device's calls end first, so their notifications precede the goodbye.
+        self.on_device_gone(sub.row.session_hash, "hangup")
         self._publish(sub, SubscriptionGone(reason=reason))
         if sub.connection is not None:
             sub.connection.close_after_flush(code)
@@ -186,8 +192,9 @@ class Hub:
         """The user's own subscriptions (anonymous parties are never anyone's device)."""
         return list(self._by_user.get(user, {}).values())
 
-    def user_online(self, user: str) -> bool:
-        return any(s.available for s in self._devices(user))
+    def user_online(self, user: str, *, exclude: str | None = None) -> bool:
+        """Whether a device of `user` (other than session `exclude`) can be told of a call."""
+        return any(s.available and s.row.session_hash != exclude for s in self._devices(user))
 
     @property
     def connection_count(self) -> int:
@@ -357,7 +364,7 @@ class Hub:
                 sub.lost = True
                 sub.resumable = False
                 sub.buffer.clear()
-                self.on_lost(sub.row.session_hash)
+                self.on_device_gone(sub.row.session_hash, "connection_lost")
 
     async def shutdown(self) -> None:
         connections = [s.connection for s in self._subs.values() if s.connection]

@@ -19,7 +19,7 @@ REF = "#/components/schemas/{name}"
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
-    models: set[type[Any]] = {ErrorBody, frames.Hello}
+    models: set[type[Any]] = {ErrorBody, *frames.ClientFrames.__args__}
     models |= {t for e in ENDPOINTS for t in (e.request, e.response) if t is not None}
     models |= set(frames.ServerFrames.__args__)
     ordered = sorted(models, key=lambda t: t.__name__)

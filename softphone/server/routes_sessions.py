@@ -65,8 +65,9 @@ def _expires(services: Services, expires: int) -> int:
 @endpoint("POST", "/v1/subscriptions",
           "Subscribe this session (one device) to services; returns the notification channel "
           "and ICE servers", request=SubscriptionRequest, response=SubscriptionResponse,
-          status=201, errors=(E.UNAUTHORIZED, E.SESSION_EXPIRED, E.VALIDATION,
-                              E.TOO_MANY_DEVICES, E.ANONYMOUS_NOT_ALLOWED))
+          status=201, errors=(E.UNAUTHORIZED, E.SESSION_EXPIRED, E.INVALID_JSON, E.VALIDATION,
+                              E.PAYLOAD_TOO_LARGE, E.TOO_MANY_DEVICES,
+                              E.ANONYMOUS_NOT_ALLOWED))
 async def subscribe(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     session = services.sessions.require_user(request)
@@ -99,7 +100,8 @@ async def get_subscription(request: web.Request) -> web.Response:
 
 @endpoint("PUT", "/v1/subscriptions/{sub_id}", "Refresh a subscription before it expires",
           request=SubscriptionRefresh, response=SubscriptionResponse, auth="any",
-          errors=(E.UNAUTHORIZED, E.SESSION_EXPIRED, E.NOT_FOUND, E.VALIDATION))
+          errors=(E.UNAUTHORIZED, E.SESSION_EXPIRED, E.NOT_FOUND, E.INVALID_JSON, E.VALIDATION,
+                  E.PAYLOAD_TOO_LARGE))
 async def refresh_subscription(request: web.Request) -> web.Response:
     services, sub = _own_subscription(request)
     body = await decode(request, SubscriptionRefresh)

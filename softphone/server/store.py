@@ -252,7 +252,8 @@ class Store:
 
     def history(self, user: str, limit: int, offset: int) -> list[Call]:
         rows = self._db.execute(
-            f"SELECT {_CALL_COLUMNS} FROM calls WHERE caller = ? OR callee = ? "
+            f"SELECT {_CALL_COLUMNS} FROM calls "
+            "WHERE (caller = ? AND anonymous = 0) OR callee = ? "
             "ORDER BY created_at DESC LIMIT ? OFFSET ?",
             (user, user, limit, offset),
         ).fetchall()

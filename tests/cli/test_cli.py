@@ -20,11 +20,11 @@ from softphone.server.tokens import parse_key, verify_token
 
 
 def run(*args: str, env: dict[str, str] | None = None,
-        input: str | None = None) -> subprocess.CompletedProcess[str]:
+        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOFTPHONE_")}
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "softphone", *args], capture_output=True,
-                          text=True, env=full_env, input=input, timeout=60)
+                          text=True, env=full_env, input=stdin, timeout=60)
 
 
 def test_user_lifecycle(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_user_lifecycle(tmp_path: Path) -> None:
 
 
 def test_password_never_taken_from_arguments_or_a_missing_terminal(tmp_path: Path) -> None:
-    result = run("user", "--data-dir", str(tmp_path), "add", "bob", input="")
+    result = run("user", "--data-dir", str(tmp_path), "add", "bob", stdin="")
     assert result.returncode == 2 and "SOFTPHONE_PASSWORD" in result.stderr
     short = run("user", "--data-dir", str(tmp_path), "add", "bob",
                 env={"SOFTPHONE_PASSWORD": "short"})

@@ -11,8 +11,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from softphone.config import Config, parse_config
-from softphone.server.tokens import TokenFormat, generate_key, issue_token, issue_token_set, \
-    parse_key
+from softphone.server.tokens import (
+    TokenFormat,
+    generate_key,
+    issue_token,
+    issue_token_set,
+    parse_key,
+)
 from tests.server.harness import SDP, Party
 
 Start = Callable[[Config], Awaitable[TestClient[Any, Any]]]
@@ -21,7 +26,7 @@ FORMATS: tuple[TokenFormat, ...] = ("ecb", "cbc", "v2")
 
 @pytest.fixture
 def keys(tmp_path: Path) -> dict[str, bytes]:
-    keys = {}
+    keys: dict[str, bytes] = {}
     for fmt in FORMATS:
         material = generate_key(fmt)
         (tmp_path / f"{fmt}.key").write_text(material + "\n")
@@ -137,7 +142,7 @@ async def test_identity_checks(server: TestClient[Any, Any], keys: dict[str, byt
                                fmt: TokenFormat) -> None:
     await Party(server, "desk").online()
     key = keys[fmt]
-    cases = [
+    cases: list[dict[str, Any]] = [
         # toToken names someone else than the requested callee
         {"credentials": credentials(fmt, key), "to": "alice"},
         # fromToken names someone else than the claimed caller
@@ -189,8 +194,10 @@ async def test_realm_limited_to_its_accounts(server: TestClient[Any, Any],
 async def test_only_accounts_allowing_anonymous_calls(server: TestClient[Any, Any],
                                                       keys: dict[str, bytes]) -> None:
     await Party(server, "bob").online()
-    for body in ({"from": "guest", "to": "bob"}, {"from": "guest", "to": "nobody"},
-                 {"credentials": credentials("v2", keys["v2"], callee="bob")}):
+    bodies: list[dict[str, Any]] = [
+        {"from": "guest", "to": "bob"}, {"from": "guest", "to": "nobody"},
+        {"credentials": credentials("v2", keys["v2"], callee="bob")}]
+    for body in bodies:
         _, error = await anonymous_call(server, body, expect=403)
         assert error["error"]["code"] == "anonymous_not_allowed"
     # A refused token set was not used up: the same set to an allowed account works later.

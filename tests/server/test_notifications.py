@@ -207,3 +207,43 @@ async def test_refresh_and_unsubscribe(party: PartyFactory) -> None:
     assert error["error"]["code"] == "unauthorized"
     _, error = await bob.request("GET", f"/v1/subscriptions/{sub_id}", expect=404)
     assert error["error"]["code"] == "not_found"
+
+
+async def test_frames_before_the_first_socket_are_not_lost(party: PartyFactory) -> None:
+    alice, bob = await party("alice").online(), party("bob")
+    await bob.login()
+    await bob.subscribe()
+    _, call = await alice.make("bob")  # bob is subscribed but has no socket yet
+    welcome = await bob.connect(resume=True)  # last_seq 0: "from the beginning"
+    assert welcome["resumed"] is True
+    assert (await bob.expect("call.incoming"))["call"]["id"] == call["id"]
+
+
+async def test_logout_ends_the_devices_calls(party: PartyFactory) -> None:
+    alice, bob = await party("alice").online(), await party("bob").online()
+    _, call = await alice.make("bob")
+    await bob.expect("call.incoming")
+    await bob.act(call["id"], "answer", {"sdp": "v=0\r\n"})
+    await alice.expect("call.answered")
+    await bob.request("DELETE", "/v1/sessions", expect=204)
+    assert (await alice.expect("call.ended"))["reason"] == "hangup"
+    _, outgoing = await alice.make("carol", expect=409)  # carol is offline
+    assert outgoing["error"]["code"] == "user_unavailable"
+    carol = await party("carol").online()
+    await alice.make("carol")
+    await carol.expect("call.incoming")
+    await alice.request("DELETE", f"/v1/subscriptions/{alice.subscription['subscription_id']}",
+                        expect=204)
+    assert (await carol.expect("call.cancelled"))["reason"] == "cancelled"
+    _, calls = await carol.request("GET", "/v1/calls", expect=200)
+    assert calls["calls"] == []
+
+
+async def test_calling_yourself_needs_another_device(party: PartyFactory) -> None:
+    phone = await party("bob").online()
+    _, error = await phone.make("bob", expect=409)
+    assert error["error"]["code"] == "user_unavailable"
+    laptop = await party("bob").online()
+    _, call = await phone.make("bob")
+    assert (await laptop.expect("call.incoming"))["call"]["id"] == call["id"]
+    await phone.nothing()

@@ -64,7 +64,8 @@ async def test_ringing_call_still_times_out_after_restart(start: Start, tmp_path
     config = parse_config(f'[server]\ndata_dir = "{tmp_path}"\nring_timeout = 1.5\n'
                           'resume_window = 30\n')
     first = await start(config)
-    alice, bob = await Party(first, "alice").online(), await Party(first, "bob").online()
+    alice = await Party(first, "alice").online()
+    await Party(first, "bob").online()
     _, call = await alice.make("bob")
     await first.close()
     second = await start(config)

@@ -102,7 +102,7 @@ async def test_glare_on_simultaneous_reoffers(party: PartyFactory) -> None:
     await bob.act(call["id"], "answer", {"sdp": SDP})
     await alice.expect("call.answered")
     await alice.act(call["id"], "update", {"sdp": SDP})
-    status, error = await bob.act(call["id"], "update", {"sdp": SDP}, expect=409)
+    _, error = await bob.act(call["id"], "update", {"sdp": SDP}, expect=409)
     assert error["error"]["code"] == "glare"
     # The offerer cannot answer its own re-offer; the other party can.
     _, error = await alice.act(call["id"], "update-answer", {"sdp": SDP}, expect=409)
