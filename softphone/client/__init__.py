@@ -25,7 +25,17 @@ from softphone.client.rest import RestClient
 from softphone.client.session import SignalingClient
 
 __all__ = [
-    "AnonymousSignaling", "AuthError", "Backoff", "ChannelEnd", "ClientError", "Disconnected",
-    "EventStream", "NotificationChannel", "RestClient", "ServerError", "ServerUnreachable",
-    "SignalingClient", "events",
+    "AnonymousSignaling",
+    "AuthError",
+    "Backoff",
+    "ChannelEnd",
+    "ClientError",
+    "Disconnected",
+    "EventStream",
+    "NotificationChannel",
+    "RestClient",
+    "ServerError",
+    "ServerUnreachable",
+    "SignalingClient",
+    "events",
 ]

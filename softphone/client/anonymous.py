@@ -34,10 +34,18 @@ class AnonymousSignaling:
     """One anonymous call to an account that accepts them. `rest` acts with the call's token
     (end, dtmf, update, update_answer, get_call) once `call()` returned."""
 
-    def __init__(self, base_url: str, *, on_event: EventCallback = events.ignore,
-                 backoff: Backoff | None = None, ping_interval: float | None = None,
-                 missed_pongs: int = 2, timeout: float = 10.0, end_timeout: float = 3.0,
-                 session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        on_event: EventCallback = events.ignore,
+        backoff: Backoff | None = None,
+        ping_interval: float | None = None,
+        missed_pongs: int = 2,
+        timeout: float = 10.0,
+        end_timeout: float = 3.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
         self._on_event = on_event
         self._backoff = backoff or Backoff()
         self._ping_interval = ping_interval
@@ -70,25 +78,44 @@ class AnonymousSignaling:
     def closed(self) -> bool:
         return self._watcher is not None and self._watcher.done()
 
-    async def call(self, *, sdp: str, to: str | None = None, from_: str | None = None,
-                   audio: bool = True, video: bool = False, display_name: str | None = None,
-                   credentials: TokenCredentials | None = None) -> CallInfo:
+    async def call(
+        self,
+        *,
+        sdp: str,
+        to: str | None = None,
+        from_: str | None = None,
+        audio: bool = True,
+        video: bool = False,
+        display_name: str | None = None,
+        credentials: TokenCredentials | None = None,
+    ) -> CallInfo:
         """Start the call and its channel; returns the call as the server created it."""
         if self._response is not None:
             raise RuntimeError("an AnonymousSignaling places one call; make a new one")
         try:
             response = await self._rest.make_anonymous_call(
-                sdp=sdp, to=to, from_=from_, audio=audio, video=video,
-                display_name=display_name, credentials=credentials)
+                sdp=sdp,
+                to=to,
+                from_=from_,
+                audio=audio,
+                video=video,
+                display_name=display_name,
+                credentials=credentials,
+            )
         except errors.ClientError:
             await self._rest.close()
             raise
         self._response = response
         channel = NotificationChannel(
-            self._rest, response.subscription_id, channel=response.channel,
-            on_event=self._emit, ping_interval=self._ping_interval,
-            missed_pongs=self._missed_pongs, backoff=self._backoff,
-            connect_timeout=self._rest.timeout)
+            self._rest,
+            response.subscription_id,
+            channel=response.channel,
+            on_event=self._emit,
+            ping_interval=self._ping_interval,
+            missed_pongs=self._missed_pongs,
+            backoff=self._backoff,
+            connect_timeout=self._rest.timeout,
+        )
         self._channel = channel
         channel.start()
         self._watcher = asyncio.create_task(self._watch(channel), name="anonymous call")
@@ -116,12 +143,19 @@ class AnonymousSignaling:
         """Hang up (best effort, bounded in time), then close."""
         call_id = self.call_id
         if call_id is not None and not self.closed:
+            ended = False
             async with self._ending:
                 try:
                     async with asyncio.timeout(self._end_timeout):
                         await self._rest.end(call_id)
+                    ended = True
                 except (errors.ClientError, TimeoutError) as exc:
                     log.info("could not end anonymous call %s: %s", call_id, exc)
+            if ended and self._watcher is not None:
+                # The server closes the call's channel right after; let it say goodbye.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._end_timeout):
+                        await asyncio.shield(self._watcher)
         await self.close()
 
     async def close(self) -> None:

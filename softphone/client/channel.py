@@ -104,11 +104,19 @@ class NotificationChannel:
     last `seq` already seen on this subscription (0 for a new one).
     """
 
-    def __init__(self, rest: RestClient, subscription_id: str, *,
-                 channel: str = "/v1/notifications", on_event: EventCallback = events.ignore,
-                 ping_interval: float | None = None, missed_pongs: int = 2,
-                 backoff: Backoff | None = None, connect_timeout: float = 10.0,
-                 resume_from: int = 0) -> None:
+    def __init__(
+        self,
+        rest: RestClient,
+        subscription_id: str,
+        *,
+        channel: str = "/v1/notifications",
+        on_event: EventCallback = events.ignore,
+        ping_interval: float | None = None,
+        missed_pongs: int = 2,
+        backoff: Backoff | None = None,
+        connect_timeout: float = 10.0,
+        resume_from: int = 0,
+    ) -> None:
         if missed_pongs < 1:
             raise ValueError("missed_pongs must be at least 1")
         self._rest = rest
@@ -173,8 +181,13 @@ class NotificationChannel:
         except Exception:
             log.exception("on_event callback failed on %s; event dropped", event.name)
 
-    def _set_state(self, state: events.WsState, attempt: int = 0, reason: str | None = None,
-                   retry_in: float | None = None) -> None:
+    def _set_state(
+        self,
+        state: events.WsState,
+        attempt: int = 0,
+        reason: str | None = None,
+        retry_in: float | None = None,
+    ) -> None:
         self._state = state
         self._emit(events.WsChange(state, attempt, reason, retry_in))
 
@@ -197,8 +210,12 @@ class NotificationChannel:
                     self._finish(_Outcome(ChannelEnd.GAVE_UP, reason))
                     return ChannelEnd.GAVE_UP
                 delay = self._backoff.delay(attempt)
-                log.info("notification channel lost (%s); reconnect %d in %.2f s",
-                         outcome.reason, attempt, delay)
+                log.info(
+                    "notification channel lost (%s); reconnect %d in %.2f s",
+                    outcome.reason,
+                    attempt,
+                    delay,
+                )
                 self._set_state("reconnecting", attempt, outcome.reason, delay)
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
@@ -217,14 +234,17 @@ class NotificationChannel:
         self._set_state("disconnected", reason=outcome.reason)
         sub = self.subscription_id
         if outcome.end is ChannelEnd.GONE:
-            self._emit(events.SubscriptionChange("unsubscribed",
-                                                 subscription_reason(outcome.reason),
-                                                 outcome.reason, sub))
+            self._emit(
+                events.SubscriptionChange(
+                    "unsubscribed", subscription_reason(outcome.reason), outcome.reason, sub
+                )
+            )
         elif outcome.end is ChannelEnd.REPLACED:
             self._emit(events.SubscriptionChange("unsubscribed", "replaced", outcome.reason, sub))
         elif outcome.end is ChannelEnd.GAVE_UP:
-            self._emit(events.SubscriptionChange("unsubscribed", "lost_connection",
-                                                 outcome.reason, sub))
+            self._emit(
+                events.SubscriptionChange("unsubscribed", "lost_connection", outcome.reason, sub)
+            )
         elif outcome.end is ChannelEnd.AUTH:
             self._emit(events.SubscriptionChange("unsubscribed", "expired", outcome.reason, sub))
             self._emit(events.AuthChange("unauthenticated", outcome.reason))
@@ -298,8 +318,8 @@ class NotificationChannel:
                     interval = self._ping_override or frame.ping_interval
                     deadline = time.monotonic() + interval
                     self._set_state("connected", attempt)
-                    if self._needs_resync:  # a resync that failed on an earlier connection
-                        await self._resync()
+                    if self._needs_resync and frame.resumed:
+                        await self._resync()  # one that failed on an earlier connection
                 elif isinstance(frame, ResumeFailed):
                     log.info("resume failed (%s); resynchronising", frame.reason)
                     self._needs_resync = True
@@ -325,13 +345,15 @@ class NotificationChannel:
 
     async def _notification(self, frame: Notification) -> None:
         if frame.seq <= self._last_seq:
-            log.debug("dropping duplicate notification seq %d (seen %d)",
-                      frame.seq, self._last_seq)
+            log.debug("dropping duplicate notification seq %d (seen %d)", frame.seq, self._last_seq)
             return
         gap = frame.seq > self._last_seq + 1
         if gap:
-            log.warning("notifications %d-%d never arrived; resynchronising",
-                        self._last_seq + 1, frame.seq - 1)
+            log.warning(
+                "notifications %d-%d never arrived; resynchronising",
+                self._last_seq + 1,
+                frame.seq - 1,
+            )
         self._last_seq = frame.seq
         self._emit(events.Notification(frame))
         if gap:
@@ -347,8 +369,13 @@ class NotificationChannel:
         self._needs_resync = False
         self._emit(events.Resynced(calls))
 
-    def _closed(self, ws: aiohttp.ClientWebSocketResponse, welcomed: bool,
-                refused: ErrorFrame | None, gone: SubscriptionGone | None) -> _Outcome:
+    def _closed(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        welcomed: bool,
+        refused: ErrorFrame | None,
+        gone: SubscriptionGone | None,
+    ) -> _Outcome:
         code = ws.close_code
         detail = refused.message if refused is not None else None
         if code == CloseCode.DO_NOT_RECONNECT:

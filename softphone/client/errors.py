@@ -21,8 +21,9 @@ class ServerError(ClientError):
     it, never on `message`. `retry_after` is the Retry-After header in seconds, if any.
     """
 
-    def __init__(self, code: str, message: str, status: int,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, status: int, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.code = code
         self.message = message

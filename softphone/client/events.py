@@ -111,14 +111,23 @@ class Resynced:
 @dataclass(frozen=True, slots=True)
 class Notification:
     """A server notification (`call.incoming`, `call.answered`, ...), each delivered once, in
-    `seq` order, including the ones replayed after a reconnect."""
+    `seq` order, including the ones replayed after a reconnect. (`subscription.gone` is not
+    passed on as a notification: it becomes a `SubscriptionChange`.)"""
 
     name: ClassVar[str] = "notification"
     frame: frames.Notification
 
 
-Event = (WsChange | SubscriptionChange | SubscriptionResub | SubscriptionError | AuthChange
-         | AuthError | Resynced | Notification)
+Event = (
+    WsChange
+    | SubscriptionChange
+    | SubscriptionResub
+    | SubscriptionError
+    | AuthChange
+    | AuthError
+    | Resynced
+    | Notification
+)
 EventCallback = Callable[[Event], None]
 
 E = TypeVar("E", bound=Event)
@@ -152,8 +161,9 @@ class EventStream:
         async with asyncio.timeout(timeout):
             return await self._queue.get()
 
-    async def wait_for(self, kind: type[E], predicate: Callable[[E], bool] = lambda e: True,
-                       timeout: float = 5.0) -> E:
+    async def wait_for(
+        self, kind: type[E], predicate: Callable[[E], bool] = lambda e: True, timeout: float = 5.0
+    ) -> E:
         """Consume events until one of `kind` matching `predicate` arrives (TimeoutError if
         none does in time); the events skipped stay in `history`."""
         deadline = time.monotonic() + timeout
@@ -171,7 +181,16 @@ class EventStream:
 
 
 __all__ = [
-    "AuthChange", "AuthError", "Event", "EventCallback", "EventStream", "Notification",
-    "Resynced", "SubscriptionChange", "SubscriptionError", "SubscriptionResub", "WsChange",
+    "AuthChange",
+    "AuthError",
+    "Event",
+    "EventCallback",
+    "EventStream",
+    "Notification",
+    "Resynced",
+    "SubscriptionChange",
+    "SubscriptionError",
+    "SubscriptionResub",
+    "WsChange",
     "ignore",
 ]

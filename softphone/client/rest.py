@@ -80,8 +80,7 @@ def _decode(data: bytes, model: type[T], what: str) -> T:
     try:
         return msgspec.json.decode(data, type=model)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ServerError("bad_response", f"{what}: unexpected response body: {exc}", 200) \
-            from exc
+        raise ServerError("bad_response", f"{what}: unexpected response body: {exc}", 200) from exc
 
 
 def _id(value: str) -> str:
@@ -94,8 +93,14 @@ class RestClient:
     reached. Pass `session` to share an `aiohttp.ClientSession`; otherwise one is created on
     first use and closed by `close()`."""
 
-    def __init__(self, base_url: str, *, session: aiohttp.ClientSession | None = None,
-                 timeout: float = 10.0, token: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 10.0,
+        token: str | None = None,
+    ) -> None:
         self._base = base_url.rstrip("/")
         self._session = session
         self._owns_session = session is None
@@ -154,8 +159,15 @@ class RestClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _send(self, method: str, path: str, body: Any = None, *, auth: bool = True,
-                    params: dict[str, str] | None = None) -> bytes:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        auth: bool = True,
+        params: dict[str, str] | None = None,
+    ) -> bytes:
         headers = self._headers(auth)
         data = None
         if body is not None:
@@ -163,15 +175,20 @@ class RestClient:
             headers["Content-Type"] = "application/json"
         try:
             async with self.session.request(
-                method, self.url(path), data=data, headers=headers, params=params,
+                method,
+                self.url(path),
+                data=data,
+                headers=headers,
+                params=params,
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
             ) as response:
                 payload = await response.read()
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
         except TimeoutError as exc:
-            raise ServerUnreachable(f"{method} {path}: no answer within {self._timeout:g} s") \
-                from exc
+            raise ServerUnreachable(
+                f"{method} {path}: no answer within {self._timeout:g} s"
+            ) from exc
         except aiohttp.ClientError as exc:
             raise ServerUnreachable(f"{method} {path}: {exc}") from exc
         log.debug("%s %s -> %d", method, path, status)  # paths hold ids only, never tokens
@@ -179,18 +196,32 @@ class RestClient:
             raise _error(status, payload, retry_after)
         return payload
 
-    async def _get(self, method: str, path: str, model: type[T], body: Any = None, *,
-                   auth: bool = True, params: dict[str, str] | None = None) -> T:
-        return _decode(await self._send(method, path, body, auth=auth, params=params), model,
-                       f"{method} {path}")
+    async def _get(
+        self,
+        method: str,
+        path: str,
+        model: type[T],
+        body: Any = None,
+        *,
+        auth: bool = True,
+        params: dict[str, str] | None = None,
+    ) -> T:
+        return _decode(
+            await self._send(method, path, body, auth=auth, params=params),
+            model,
+            f"{method} {path}",
+        )
 
-    async def connect_websocket(self, channel: str, *,
-                                close_timeout: float = 2.0) -> aiohttp.ClientWebSocketResponse:
+    async def connect_websocket(
+        self, channel: str, *, close_timeout: float = 2.0
+    ) -> aiohttp.ClientWebSocketResponse:
         """Open the notification websocket, authenticated by the Authorization header."""
         headers = self._headers(auth=True)
         try:
             return await self.session.ws_connect(
-                self.url(channel), headers=headers, autoping=True,
+                self.url(channel),
+                headers=headers,
+                autoping=True,
                 timeout=aiohttp.ClientWSTimeout(ws_close=close_timeout),
             )
         except aiohttp.WSServerHandshakeError as exc:
@@ -205,8 +236,13 @@ class RestClient:
     # -- sessions and subscriptions ----------------------------------------------------------
 
     async def login(self, username: str, password: str) -> LoginResponse:
-        result = await self._get("POST", "/v1/sessions", LoginResponse,
-                                 LoginRequest(username=username, password=password), auth=False)
+        result = await self._get(
+            "POST",
+            "/v1/sessions",
+            LoginResponse,
+            LoginRequest(username=username, password=password),
+            auth=False,
+        )
         self._token = result.token
         return result
 
@@ -217,30 +253,50 @@ class RestClient:
         finally:
             self._token = None
 
-    async def subscribe(self, services: Sequence[str] = ("call",), *, expires: int = 3600,
-                        force_logout: bool = False) -> SubscriptionResponse:
-        body = SubscriptionRequest(services=list(services), force_logout=force_logout,
-                                   expires=expires)
+    async def subscribe(
+        self,
+        services: Sequence[str] = ("call",),
+        *,
+        expires: int = 3600,
+        force_logout: bool = False,
+    ) -> SubscriptionResponse:
+        body = SubscriptionRequest(
+            services=list(services), force_logout=force_logout, expires=expires
+        )
         return await self._get("POST", "/v1/subscriptions", SubscriptionResponse, body)
 
-    async def refresh_subscription(self, subscription_id: str,
-                                   expires: int = 3600) -> SubscriptionResponse:
-        return await self._get("PUT", f"/v1/subscriptions/{_id(subscription_id)}",
-                               SubscriptionResponse, SubscriptionRefresh(expires=expires))
+    async def refresh_subscription(
+        self, subscription_id: str, expires: int = 3600
+    ) -> SubscriptionResponse:
+        return await self._get(
+            "PUT",
+            f"/v1/subscriptions/{_id(subscription_id)}",
+            SubscriptionResponse,
+            SubscriptionRefresh(expires=expires),
+        )
 
     async def get_subscription(self, subscription_id: str) -> SubscriptionResponse:
-        return await self._get("GET", f"/v1/subscriptions/{_id(subscription_id)}",
-                               SubscriptionResponse)
+        return await self._get(
+            "GET", f"/v1/subscriptions/{_id(subscription_id)}", SubscriptionResponse
+        )
 
     async def unsubscribe(self, subscription_id: str) -> None:
         await self._send("DELETE", f"/v1/subscriptions/{_id(subscription_id)}")
 
     # -- calls -------------------------------------------------------------------------------
 
-    async def make_call(self, to: str, sdp: str, *, audio: bool = True, video: bool = False,
-                        display_name: str | None = None) -> CallInfo:
-        body = MakeCallRequest(to=to, sdp=sdp, media=Media(audio=audio, video=video),
-                               display_name=display_name)
+    async def make_call(
+        self,
+        to: str,
+        sdp: str,
+        *,
+        audio: bool = True,
+        video: bool = False,
+        display_name: str | None = None,
+    ) -> CallInfo:
+        body = MakeCallRequest(
+            to=to, sdp=sdp, media=Media(audio=audio, video=video), display_name=display_name
+        )
         return await self._get("POST", "/v1/calls", CallInfo, body)
 
     async def list_calls(self) -> list[CallInfo]:
@@ -271,24 +327,38 @@ class RestClient:
         return await self._action(call_id, "update-answer", SdpRequest(sdp=sdp))
 
     async def dtmf(self, call_id: str, digits: str, duration_ms: int = 100) -> CallInfo:
-        return await self._action(call_id, "dtmf",
-                                  DtmfRequest(digits=digits, duration_ms=duration_ms))
+        return await self._action(
+            call_id, "dtmf", DtmfRequest(digits=digits, duration_ms=duration_ms)
+        )
 
     async def forward(self, call_id: str, to: str) -> CallInfo:
         return await self._action(call_id, "forward", ForwardRequest(to=to))
 
     async def make_anonymous_call(
-        self, *, sdp: str, to: str | None = None, from_: str | None = None,
-        audio: bool = True, video: bool = False, display_name: str | None = None,
-        credentials: TokenCredentials | None = None, adopt_token: bool = True,
+        self,
+        *,
+        sdp: str,
+        to: str | None = None,
+        from_: str | None = None,
+        audio: bool = True,
+        video: bool = False,
+        display_name: str | None = None,
+        credentials: TokenCredentials | None = None,
+        adopt_token: bool = True,
     ) -> AnonymousCallResponse:
         """Start an anonymous call (no login). With `adopt_token` this client then acts as the
         anonymous party, with the call-scoped token, for the call's actions and channel."""
-        body = AnonymousCallRequest(to=to, from_=from_, sdp=sdp,
-                                    media=Media(audio=audio, video=video),
-                                    display_name=display_name, credentials=credentials)
-        result = await self._get("POST", "/v1/anonymous/calls", AnonymousCallResponse, body,
-                                 auth=False)
+        body = AnonymousCallRequest(
+            to=to,
+            from_=from_,
+            sdp=sdp,
+            media=Media(audio=audio, video=video),
+            display_name=display_name,
+            credentials=credentials,
+        )
+        result = await self._get(
+            "POST", "/v1/anonymous/calls", AnonymousCallResponse, body, auth=False
+        )
         if adopt_token:
             self._token = result.token
         return result

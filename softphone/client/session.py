@@ -50,13 +50,25 @@ class SignalingClient:
     authenticated `RestClient` for call actions.
     """
 
-    def __init__(self, base_url: str, username: str, password_provider: PasswordProvider, *,
-                 on_event: EventCallback = events.ignore, services: Sequence[str] = ("call",),
-                 expires: int = 3600, force_logout: bool = False,
-                 backoff: Backoff | None = None, ping_interval: float | None = None,
-                 missed_pongs: int = 2, refresh_at: float = 0.5, refresh_jitter: float = 0.2,
-                 timeout: float = 10.0, stop_timeout: float = 3.0,
-                 session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password_provider: PasswordProvider,
+        *,
+        on_event: EventCallback = events.ignore,
+        services: Sequence[str] = ("call",),
+        expires: int = 3600,
+        force_logout: bool = False,
+        backoff: Backoff | None = None,
+        ping_interval: float | None = None,
+        missed_pongs: int = 2,
+        refresh_at: float = 0.5,
+        refresh_jitter: float = 0.2,
+        timeout: float = 10.0,
+        stop_timeout: float = 3.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
         if not 0 < refresh_at < 1 or not 0 <= refresh_jitter < 1:
             raise ValueError("refresh_at is a fraction in (0, 1), refresh_jitter in [0, 1)")
         self.username = username
@@ -81,8 +93,10 @@ class SignalingClient:
         self._ws_state: events.WsState = "disconnected"
 
     def __repr__(self) -> str:
-        return (f"SignalingClient({self._rest.base_url!r}, {self.username!r}, "
-                f"connected={self.connected})")
+        return (
+            f"SignalingClient({self._rest.base_url!r}, {self.username!r}, "
+            f"connected={self.connected})"
+        )
 
     # -- state -------------------------------------------------------------------------------
 
@@ -155,15 +169,18 @@ class SignalingClient:
             async with asyncio.timeout(self._stop_timeout):
                 await self._leave()
         except TimeoutError:
-            log.info("server did not answer unsubscribe/logout within %.1f s; left anyway",
-                     self._stop_timeout)
+            log.info(
+                "server did not answer unsubscribe/logout within %.1f s; left anyway",
+                self._stop_timeout,
+            )
         finally:
             self._subscription = None
             self._cursor = None
             self._rest.token = None
             if sub is not None:
-                self._emit(events.SubscriptionChange("unsubscribed", None, "stopped",
-                                                     sub.subscription_id))
+                self._emit(
+                    events.SubscriptionChange("unsubscribed", None, "stopped", sub.subscription_id)
+                )
             if had_token:
                 self._emit(events.AuthChange("unauthenticated", "logged out"))
             await self._rest.close()
@@ -260,17 +277,34 @@ class SignalingClient:
         return attempt
 
     async def _ensure_subscription(self) -> None:
+        logged_in = False
         if self._rest.token is None:
-            provided = self._password_provider()
-            password = provided if isinstance(provided, str) else await provided
-            await self._rest.login(self.username, password)
-            del password, provided
-            self._emit(events.AuthChange("authenticated"))
+            await self._login()
+            logged_in = True
         if self._subscription is None:
-            sub = await self._rest.subscribe(self._services, expires=self._expires,
-                                             force_logout=self._force_logout)
+            try:
+                sub = await self._rest.subscribe(
+                    self._services, expires=self._expires, force_logout=self._force_logout
+                )
+            except errors.AuthError as exc:
+                if logged_in:
+                    raise
+                # A token kept from an earlier run died meanwhile: log in again, once.
+                self._rest.token = None
+                self._emit(events.AuthChange("unauthenticated", exc.code))
+                await self._login()
+                sub = await self._rest.subscribe(
+                    self._services, expires=self._expires, force_logout=self._force_logout
+                )
             self._subscription = sub
             self._emit(events.SubscriptionChange("subscribed", subscription_id=sub.subscription_id))
+
+    async def _login(self) -> None:
+        provided = self._password_provider()
+        password = provided if isinstance(provided, str) else await provided
+        await self._rest.login(self.username, password)
+        del password, provided
+        self._emit(events.AuthChange("authenticated"))
 
     async def _run_channel(self) -> tuple[ChannelEnd, str]:
         sub = self._subscription
@@ -279,9 +313,16 @@ class SignalingClient:
         if self._cursor is not None and self._cursor[0] == sub.subscription_id:
             resume_from = self._cursor[1]
         channel = NotificationChannel(
-            self._rest, sub.subscription_id, channel=sub.channel, on_event=self._emit,
-            ping_interval=self._ping_interval, missed_pongs=self._missed_pongs,
-            backoff=self._backoff, connect_timeout=self._rest.timeout, resume_from=resume_from)
+            self._rest,
+            sub.subscription_id,
+            channel=sub.channel,
+            on_event=self._emit,
+            ping_interval=self._ping_interval,
+            missed_pongs=self._missed_pongs,
+            backoff=self._backoff,
+            connect_timeout=self._rest.timeout,
+            resume_from=resume_from,
+        )
         self._channel = channel
         channel.start()
         closed = asyncio.ensure_future(channel.wait_closed())
@@ -309,11 +350,16 @@ class SignalingClient:
             raise  # the supervisor ends the session (the token is no good)
         except errors.ServerError as exc:
             if exc.status == 404:
-                log.info("subscription %s is unknown to the server; subscribing again",
-                         sub.subscription_id)
+                log.info(
+                    "subscription %s is unknown to the server; subscribing again",
+                    sub.subscription_id,
+                )
                 self._subscription = None
-                self._emit(events.SubscriptionChange("unsubscribed", "gone", exc.message,
-                                                     sub.subscription_id))
+                self._emit(
+                    events.SubscriptionChange(
+                        "unsubscribed", "gone", exc.message, sub.subscription_id
+                    )
+                )
                 raise _Resubscribe from exc
             return self._refresh_failed(failures + 1, exc)
         except errors.ServerUnreachable as exc:

@@ -123,6 +123,9 @@ class CallInfo(Body):
     answered_at: float | None
     ended_at: float | None
     end_reason: str | None
+    # The caller's offer, given to the callee's devices while the call is unanswered, so a
+    # device that resynchronises (GET /v1/calls) can still answer; null otherwise.
+    offer_sdp: str | None = None
 
 
 class CallList(Body):

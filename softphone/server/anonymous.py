@@ -106,14 +106,13 @@ class AnonymousService:
             self._store.use_token(replay_key, time.time() + self._window() * 2, time.time())
         return AnonymousCall(token, session, call, subscription)
 
-    @staticmethod
-    def _regular(request: AnonymousCallRequest) -> tuple[str, str]:
+    def _regular(self, request: AnonymousCallRequest) -> tuple[str, str]:
         if not request.from_ or not LABEL.match(request.from_):
             raise ApiError(ErrorCode.VALIDATION, "'from' is required: 1-128 characters of "
                                                  "letters, digits and . + : @ - _")
         if not request.to:
             raise ApiError(ErrorCode.VALIDATION, "'to' is required: the account to call")
-        return request.from_, request.to
+        return request.from_, self._calls.normalise(request.to)
 
     def _window(self) -> float:
         return self._settings.token_max_age + self._settings.clock_skew

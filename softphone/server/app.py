@@ -61,6 +61,9 @@ def build_services(config: Config, store: Store) -> Services:
         config=config, store=store, sessions=sessions, hub=hub, calls=calls,
         anonymous=anonymous, ice=IceProvider(config), metrics=metrics,
         login_limit=RateLimiter(config.rate_limits.login_per_minute, "login attempts"),
+        # Per address too, so cycling through user names cannot dodge the per-account limit.
+        login_address_limit=RateLimiter(5 * config.rate_limits.login_per_minute,
+                                        "login attempts from this address"),
         anonymous_limit=RateLimiter(config.rate_limits.anonymous_per_minute,
                                     "anonymous calls"),
         started_at=time.time(),

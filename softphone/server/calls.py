@@ -32,7 +32,7 @@ from softphone.server.errors import ApiError
 from softphone.server.hub import Hub
 from softphone.server.store import Call, Session, Store
 
-DTMF_DIGITS = re.compile(r"^[0-9*#A-Da-d,]{1,64}$")
+DTMF_DIGITS = re.compile(r"[0-9*#A-Da-d,]{1,64}")
 MAX_SDP = 60_000
 
 
@@ -49,12 +49,18 @@ def new_call_id() -> str:
     return secrets.token_urlsafe(12)
 
 
-def call_info(call: Call) -> CallInfo:
+def call_info(call: Call, viewer: Session | None = None) -> CallInfo:
+    """The call as `viewer` may see it: the offer only for the callee while it rings."""
+    offer = None
+    if (viewer is not None and not viewer.anonymous and viewer.user == call.callee
+            and call.state in UNANSWERED):
+        offer = call.offer_sdp
     return CallInfo(
         id=call.id, caller=call.caller, callee=call.callee, state=CallState(call.state),
         media=Media(audio=call.audio, video=call.video), anonymous=call.anonymous,
         display_name=call.display_name, created_at=call.created_at,
         answered_at=call.answered_at, ended_at=call.ended_at, end_reason=call.end_reason,
+        offer_sdp=offer,
     )
 
 
@@ -264,7 +270,7 @@ class CallService:
         return call
 
     def dtmf(self, session: Session, call_id: str, digits: str, duration_ms: int) -> Call:
-        if not DTMF_DIGITS.match(digits):
+        if not DTMF_DIGITS.fullmatch(digits):
             raise ApiError(ErrorCode.VALIDATION,
                            "digits must be 1-64 of 0-9 * # A-D and ',' (pause)")
         if not 40 <= duration_ms <= 2000:
@@ -283,6 +289,8 @@ class CallService:
         self._require_role(session, call, Role.CALLEE, "forward")
         self._require_state(call, UNANSWERED, "forward")
         target = self.normalise(to)
+        if not target:
+            raise ApiError(ErrorCode.VALIDATION, "'to' must name a user")
         if self._store.get_user(target) is None:
             raise ApiError(ErrorCode.UNKNOWN_USER, f"no user named {target!r}")
         if target in (call.callee, call.caller):

@@ -48,7 +48,7 @@ async def decode(request: web.Request, model: type[T]) -> T:
         return msgspec.json.decode(body, type=model)
     except msgspec.ValidationError as exc:
         raise ApiError(ErrorCode.VALIDATION, str(exc)) from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ApiError(ErrorCode.INVALID_JSON, f"body is not valid JSON: {exc}") from exc
 
 
@@ -69,9 +69,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(ErrorCode.NOT_FOUND, f"no such resource: {request.path}", 404)
     except web.HTTPMethodNotAllowed as exc:
         metrics.error(ErrorCode.METHOD_NOT_ALLOWED.value)
-        return error_response(ErrorCode.METHOD_NOT_ALLOWED,
-                              f"{exc.method} is not allowed here; allowed: "
-                              f"{', '.join(sorted(exc.allowed_methods))}", 405)
+        response = error_response(ErrorCode.METHOD_NOT_ALLOWED,
+                                  f"{exc.method} is not allowed here; allowed: "
+                                  f"{', '.join(sorted(exc.allowed_methods))}", 405)
+        response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+        return response
     except web.HTTPException:
         raise
     except Exception:

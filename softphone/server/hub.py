@@ -229,7 +229,9 @@ class Hub:
     # -- websocket ---------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=self.ping_interval, max_msg_size=self._max_frame)
+        # aiohttp refuses a message of exactly max_msg_size; the protocol allows up to the limit.
+        ws = web.WebSocketResponse(heartbeat=self.ping_interval,
+                                   max_msg_size=self._max_frame + 1)
         await ws.prepare(request)
         accepted = await self._authenticate(ws, bearer_token(request))
         if accepted is None:
@@ -242,15 +244,19 @@ class Hub:
             if sub.connection is connection:
                 sub.connection = None
                 sub.detached_at = time.monotonic()
-            if not ws.closed and ws.close_code is None:
-                connection.close_after_flush(CloseCode.GOING_AWAY)
+            # Always wake the writer: it exits after closing (a no-op on a closed socket).
+            connection.close_after_flush(CloseCode.GOING_AWAY)
             await connection.finish()
         return ws
 
     async def _refuse(self, ws: web.WebSocketResponse, code: ErrorCode, message: str,
                       close: int) -> None:
-        await ws.send_str(_encoder.encode(ErrorFrame(code=code.value, message=message)).decode())
-        await ws.close(code=close)
+        if ws.closed:
+            return  # aiohttp closed it already (e.g. 1009 for an oversized first frame)
+        with contextlib.suppress(ConnectionError):
+            await ws.send_str(_encoder.encode(ErrorFrame(code=code.value,
+                                                         message=message)).decode())
+            await ws.close(code=close)
 
     async def _authenticate(self, ws: web.WebSocketResponse,
                             header_token: str | None) -> tuple[Subscription, list[bytes]] | None:
@@ -261,7 +267,8 @@ class Hub:
                                CloseCode.AUTH_EXPIRED)
             return None
         if msg.type != WSMsgType.TEXT:
-            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                            WSMsgType.ERROR):
                 return None
             await self._refuse(ws, ErrorCode.INVALID_JSON, "expected a text hello frame",
                                CloseCode.DO_NOT_RECONNECT)

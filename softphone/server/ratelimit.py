@@ -25,6 +25,8 @@ class RateLimiter:
             self._buckets[key] = (tokens, now)
             raise ApiError(ErrorCode.RATE_LIMITED, f"too many {self._what}; slow down",
                            retry_after=(1.0 - tokens) / self._rate)
+        self._buckets.pop(key, None)
         if len(self._buckets) >= self._max_keys:
-            self._buckets.clear()  # bound memory under a flood of distinct keys
+            # Bound memory under a flood of distinct keys by forgetting the least recently used.
+            del self._buckets[next(iter(self._buckets))]
         self._buckets[key] = (tokens - 1.0, now)

@@ -52,7 +52,7 @@ async def list_calls(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     session = services.sessions.require(request)
     calls = services.calls.live_calls(session)
-    return json_response(CallList(calls=[call_info(c) for c in calls]))
+    return json_response(CallList(calls=[call_info(c, session) for c in calls]))
 
 
 @endpoint("GET", "/v1/calls/{call_id}", "One call", response=CallInfo, auth="any",
@@ -60,7 +60,8 @@ async def list_calls(request: web.Request) -> web.Response:
 async def get_call(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     session = services.sessions.require(request)
-    return json_response(call_info(services.calls.get(session, request.match_info["call_id"])))
+    call = services.calls.get(session, request.match_info["call_id"])
+    return json_response(call_info(call, session))
 
 
 def _action(name: str, summary: str, body: type | None = None,

@@ -17,6 +17,7 @@ from softphone.server.openapi import openapi_document
 from softphone.server.services import SERVICES
 
 MAX_HISTORY_PAGE = 200
+MAX_HISTORY_OFFSET = 10**9  # SQLite integers overflow long before any real history would
 
 
 @endpoint("GET", "/v1/health", "Liveness", response=Health, auth="none")
@@ -45,8 +46,9 @@ async def history(request: web.Request) -> web.Response:
         offset = int(request.query.get("offset", "0"))
     except ValueError as exc:
         raise ApiError(E.VALIDATION, "limit and offset must be integers") from exc
-    if not 1 <= limit <= MAX_HISTORY_PAGE or offset < 0:
-        raise ApiError(E.VALIDATION, f"limit must be 1-{MAX_HISTORY_PAGE}, offset >= 0")
+    if not 1 <= limit <= MAX_HISTORY_PAGE or not 0 <= offset <= MAX_HISTORY_OFFSET:
+        raise ApiError(E.VALIDATION, f"limit must be 1-{MAX_HISTORY_PAGE}, offset 0-"
+                                     f"{MAX_HISTORY_OFFSET}")
     calls = services.calls.history(session.user, limit, offset)
     return json_response(History(records=[call_record(c, session.user) for c in calls]))
 

@@ -29,6 +29,7 @@ NOTIFICATIONS_PATH = "/v1/notifications"
 async def login(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     body = await decode(request, LoginRequest)
+    services.login_address_limit.check(client_address(request))
     services.login_limit.check(f"{client_address(request)}|{body.username}")
     token, session = await services.sessions.login(body.username, body.password)
     services.metrics.logins += 1

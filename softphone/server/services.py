@@ -28,6 +28,7 @@ class Services:
     ice: IceProvider
     metrics: Metrics
     login_limit: RateLimiter
+    login_address_limit: RateLimiter
     anonymous_limit: RateLimiter
     started_at: float
 

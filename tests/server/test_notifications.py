@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from tests.server.harness import Party
+from tests.server.harness import SDP, Party
 
 PartyFactory = Callable[[str], Party]
 
@@ -247,3 +247,15 @@ async def test_calling_yourself_needs_another_device(party: PartyFactory) -> Non
     _, call = await phone.make("bob")
     assert (await laptop.expect("call.incoming"))["call"]["id"] == call["id"]
     await phone.nothing()
+
+
+async def test_resync_gives_the_ringing_callee_the_offer(party: PartyFactory) -> None:
+    alice, bob = await party("alice").online(), await party("bob").online()
+    _, call = await alice.make("bob")
+    _, listed = await bob.request("GET", "/v1/calls", expect=200)
+    assert listed["calls"][0]["offer_sdp"] == SDP  # enough to answer after a resync
+    _, seen_by_caller = await alice.request("GET", f"/v1/calls/{call['id']}", expect=200)
+    assert seen_by_caller["offer_sdp"] is None
+    await bob.act(call["id"], "answer", {"sdp": SDP})
+    _, answered = await bob.request("GET", f"/v1/calls/{call['id']}", expect=200)
+    assert answered["offer_sdp"] is None
