@@ -884,6 +884,7 @@ async def run(plan: Plan, profile: str | None, tmp_root: str | None) -> dict[str
         with_idle = {
             "idle_websockets": plan.idle,
             "setups_per_s": round(loaded.setups / plan.idle_throughput_s, 1),
+            "server_cpu_ms_per_setup": round(1000 * window.server_cpu_s / max(1, loaded.setups), 3),
             "duration_s": plan.idle_throughput_s,
             "errors": loaded.errors,
             "unmatched_notifications": loaded.unmatched,
@@ -905,6 +906,8 @@ async def run(plan: Plan, profile: str | None, tmp_root: str | None) -> dict[str
             "setups": result.setups,
             "errors": result.errors,
             "unmatched_notifications": result.unmatched,
+            # Steadier than setups/s when the host is noisy: the server's cost of one setup.
+            "server_cpu_ms_per_setup": round(1000 * window.server_cpu_s / max(1, result.setups), 3),
             **window.report(),
             "latency_at_max": latency_report(result),
         }

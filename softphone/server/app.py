@@ -94,6 +94,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await sweeper
     services.calls.stop()
+    services.sessions.close()
     services.store.close()
 
 

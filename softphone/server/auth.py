@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
@@ -26,13 +27,16 @@ class Sessions:
         self._store = store
         self._ttl = ttl
         self._by_hash: dict[str, Session] = {s.token_hash: s for s in store.sessions(time.time())}
+        # scrypt uses 16 MiB per hash; two threads bound both the memory each pooled thread
+        # keeps and the CPU a login storm can take from call signaling.
+        self._hasher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="password")
 
     async def login(self, username: str, password: str) -> tuple[str, Session]:
         user = self._store.get_user(username)
         # Verify against a dummy hash for unknown users so timing does not reveal who exists.
         encoded = user.password_hash if user else DUMMY_HASH
         ok = await asyncio.get_running_loop().run_in_executor(
-            None, verify_password, password, encoded
+            self._hasher, verify_password, password, encoded
         )
         if user is None or not ok:
             raise ApiError(ErrorCode.BAD_CREDENTIALS, "unknown user or wrong password")
@@ -101,6 +105,9 @@ class Sessions:
         for h in hashes:
             self.revoke(h)
         return hashes
+
+    def close(self) -> None:
+        self._hasher.shutdown(wait=False, cancel_futures=True)
 
     def expired(self, now: float) -> list[str]:
         return [h for h, s in self._by_hash.items() if s.expires_at <= now]

@@ -27,7 +27,7 @@ BODY = (E.INVALID_JSON, E.VALIDATION, E.PAYLOAD_TOO_LARGE)
 
 def _subscribed(request: web.Request) -> Session:
     services = request.app[SERVICES]
-    session = services.sessions.require(request)
+    session = services.sessions.require_user(request)
     if services.hub.for_session(session.token_hash) is None:
         raise ApiError(E.NOT_SUBSCRIBED, "subscribe to 'call' before making calls")
     return session
@@ -39,7 +39,6 @@ def _subscribed(request: web.Request) -> Session:
                   E.USER_BUSY, E.USER_UNAVAILABLE, E.TOO_MANY_CALLS))
 async def make_call(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    services.sessions.require_user(request)
     session = _subscribed(request)
     body = await decode(request, MakeCallRequest)
     call = services.calls.make(session, body.to, body.sdp, body.media, body.display_name)
