@@ -10,8 +10,11 @@ want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
 
 # System packages. Kept in one list so CI and a new machine install the same things.
-APT_RUNTIME=(python3 python3-venv python3-pip)
-APT_TEST=()
+# libportaudio2: sounddevice's native library (without it `import sounddevice` raises OSError).
+# The PulseAudio packages give the tests a real virtual sound card (a null sink).
+APT_RUNTIME=(libportaudio2)
+APT_PYTHON=(python3 python3-venv python3-pip)
+APT_TEST=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils)
 
 apt_install() {
     local missing=()
@@ -32,11 +35,10 @@ apt_install() {
 
 if command -v dpkg-query >/dev/null; then
     # A python3 that already has venv (e.g. pyenv) needs no Debian python packages.
-    if python3 -c 'import venv, ensurepip' 2>/dev/null; then
-        apt_install "${APT_TEST[@]:+${APT_TEST[@]}}" || exit 1
-    else
-        apt_install "${APT_RUNTIME[@]}" || exit 1
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        apt_install "${APT_PYTHON[@]}" || exit 1
     fi
+    apt_install "${APT_RUNTIME[@]}" || exit 1
     if [[ $want_test -eq 1 && ${#APT_TEST[@]} -gt 0 ]]; then
         apt_install "${APT_TEST[@]}" || exit 1
     fi
