@@ -39,59 +39,80 @@ class Fail(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="softphone", description="A terminal softphone and its signaling server.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="softphone",
+        description="A terminal softphone and its signaling server.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"softphone {__version__}")
-    parser.add_argument("--config", metavar="PATH",
-                        help="config file (default: $SOFTPHONE_CONFIG, then the user config "
-                             "directory)")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $SOFTPHONE_CONFIG, then the user config directory)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser(
-        "serve", help="run the signaling server",
+        "serve",
+        help="run the signaling server",
         description="Run the signaling server in the foreground until SIGINT or SIGTERM.",
         epilog="examples:\n  softphone serve\n  softphone serve --port 9000 --data-dir /srv/sp",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default from config: 8480)")
     serve.add_argument("--data-dir", help="where the database lives")
-    serve.add_argument("--log-level", default="info",
-                       choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     user = commands.add_parser(
-        "user", help="manage accounts",
+        "user",
+        help="manage accounts",
         description=f"Manage accounts in the server's database. Passwords are prompted, or read "
-                    f"from ${PASSWORD_ENV}; never given as arguments.",
+        f"from ${PASSWORD_ENV}; never given as arguments.",
         epilog="examples:\n  softphone user add alice\n  softphone user add desk "
-               "--allow-anonymous\n  softphone user list\n  softphone user passwd alice\n"
-               "  softphone user remove alice",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "--allow-anonymous\n  softphone user list\n  softphone user passwd alice\n"
+        "  softphone user remove alice",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     user.add_argument("--data-dir", help="where the database lives")
     actions = user.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="add a user")
     add.add_argument("name")
-    add.add_argument("--allow-anonymous", action="store_true",
-                     help="accept anonymous calls to this account")
+    add.add_argument(
+        "--allow-anonymous", action="store_true", help="accept anonymous calls to this account"
+    )
     actions.add_parser("list", help="list users")
     remove = actions.add_parser("remove", help="remove a user")
     remove.add_argument("name")
     passwd = actions.add_parser("passwd", help="change a password or the anonymous setting")
     passwd.add_argument("name")
     group = passwd.add_mutually_exclusive_group()
-    group.add_argument("--allow-anonymous", dest="allow_anonymous", action="store_true",
-                       default=None, help="accept anonymous calls")
-    group.add_argument("--deny-anonymous", dest="allow_anonymous", action="store_false",
-                       help="refuse anonymous calls")
-    passwd.add_argument("--keep-password", action="store_true",
-                        help="change only the anonymous setting")
+    group.add_argument(
+        "--allow-anonymous",
+        dest="allow_anonymous",
+        action="store_true",
+        default=None,
+        help="accept anonymous calls",
+    )
+    group.add_argument(
+        "--deny-anonymous",
+        dest="allow_anonymous",
+        action="store_false",
+        help="refuse anonymous calls",
+    )
+    passwd.add_argument(
+        "--keep-password", action="store_true", help="change only the anonymous setting"
+    )
 
     token = commands.add_parser(
-        "token", help="issue anonymous-call tokens",
+        "token",
+        help="issue anonymous-call tokens",
         description=f"Print one JSON object with a fresh token set for an anonymous call. The "
-                    f"realm key is read from --key-file or ${TOKEN_KEY_ENV}.",
+        f"realm key is read from --key-file or ${TOKEN_KEY_ENV}.",
         epilog="examples:\n  softphone token --realm demo --account desk --from guest --to desk "
-               "--key-file key.txt\n  softphone token --generate-key --format v2 > key.txt",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "--key-file key.txt\n  softphone token --generate-key --format v2 > key.txt",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     token.add_argument("--realm")
     token.add_argument("--account", help="the account the tokens are issued for")
     token.add_argument("--from", dest="caller", help="the anonymous caller's identity")
@@ -99,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--format", choices=["ecb", "cbc", "v2"], default="v2")
     token.add_argument("--ttl", type=int, default=60, help="v2 lifetime in seconds")
     token.add_argument("--key-file", help="file holding the realm key")
-    token.add_argument("--generate-key", action="store_true",
-                       help="print a new random key for --format and exit")
+    token.add_argument(
+        "--generate-key", action="store_true", help="print a new random key for --format and exit"
+    )
     return parser
 
 
@@ -138,8 +160,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config.server.host = args.host
     if args.port is not None:
         config.server.port = args.port
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         asyncio.run(serve_forever(config))
     except (OSError, ValueError) as exc:
@@ -165,10 +188,12 @@ def cmd_user(args: argparse.Namespace) -> int:
             if store.get_user(args.name) is not None:
                 raise Fail(f"softphone: user {args.name!r} exists already")
             if not args.name.isidentifier() and not _valid_name(args.name):
-                raise Fail("softphone: user names are 1-64 letters, digits, '.', '-' or '_'",
-                           EXIT_USAGE)
-            store.add_user(args.name, hash_password(_read_password(args.name)),
-                           args.allow_anonymous)
+                raise Fail(
+                    "softphone: user names are 1-64 letters, digits, '.', '-' or '_'", EXIT_USAGE
+                )
+            store.add_user(
+                args.name, hash_password(_read_password(args.name)), args.allow_anonymous
+            )
             print(f"added {args.name}")
             return 0
         if store.get_user(args.name) is None:
@@ -178,8 +203,7 @@ def cmd_user(args: argparse.Namespace) -> int:
             print(f"removed {args.name}")
             return 0
         new_hash = None if args.keep_password else hash_password(_read_password(args.name))
-        store.update_user(args.name, password_hash=new_hash,
-                          allow_anonymous=args.allow_anonymous)
+        store.update_user(args.name, password_hash=new_hash, allow_anonymous=args.allow_anonymous)
         print(f"updated {args.name}")
         return 0
     finally:
@@ -196,9 +220,16 @@ def cmd_token(args: argparse.Namespace) -> int:
     if args.generate_key:
         print(generate_key(args.format))
         return 0
-    missing = [flag for flag, value in (("--realm", args.realm), ("--account", args.account),
-                                        ("--from", args.caller), ("--to", args.callee))
-               if not value]
+    missing = [
+        flag
+        for flag, value in (
+            ("--realm", args.realm),
+            ("--account", args.account),
+            ("--from", args.caller),
+            ("--to", args.callee),
+        )
+        if not value
+    ]
     if missing:
         raise Fail(f"softphone token: missing {', '.join(missing)}", EXIT_USAGE)
     if args.key_file:
@@ -214,8 +245,15 @@ def cmd_token(args: argparse.Namespace) -> int:
         key = parse_key(args.format, material)
     except ValueError as exc:
         raise Fail(f"softphone token: {exc}", EXIT_USAGE) from exc
-    tokens = issue_token_set(args.format, key, args.realm, account=args.account,
-                             caller=args.caller, callee=args.callee, ttl=args.ttl)
+    tokens = issue_token_set(
+        args.format,
+        key,
+        args.realm,
+        account=args.account,
+        caller=args.caller,
+        callee=args.callee,
+        ttl=args.ttl,
+    )
     print(json.dumps(tokens))
     return 0
 

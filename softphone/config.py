@@ -134,8 +134,9 @@ def _describe(exc: msgspec.ValidationError, text: str, source: str) -> str:
     match = _PATH.search(message)
     # Path parts: names, and ints for the N-th table of an array such as [[realms]].
     path: list[str | int] = []
-    for name, index in re.findall(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]",
-                                  match.group(1) if match else ""):
+    for name, index in re.findall(
+        r"\.([A-Za-z_][\w-]*)|\[(\d+)\]", match.group(1) if match else ""
+    ):
         path.append(name if name else int(index))
     unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
     if unknown:
@@ -187,9 +188,18 @@ def _check_values(config: Config, text: str, source: str) -> None:
     server = config.server
     if not 0 <= server.port <= 65535:
         fail(["server", "port"], "must be between 0 and 65535")
-    for name in ("session_ttl", "ring_timeout", "resume_window", "ping_interval",
-                 "max_live_calls_per_account", "max_devices_per_user", "max_body_bytes",
-                 "max_frame_bytes", "resume_buffer", "subscription_max_expires"):
+    for name in (
+        "session_ttl",
+        "ring_timeout",
+        "resume_window",
+        "ping_interval",
+        "max_live_calls_per_account",
+        "max_devices_per_user",
+        "max_body_bytes",
+        "max_frame_bytes",
+        "resume_buffer",
+        "subscription_max_expires",
+    ):
         if getattr(server, name) <= 0:
             fail(["server", name], "must be greater than 0")
     if config.turn.urls and not config.turn.secret_file:

@@ -43,8 +43,9 @@ ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 @pytest.fixture
-async def start(tmp_path: Path) -> AsyncIterator[Callable[[Config], Awaitable[
-        TestClient[Any, Any]]]]:
+async def start(
+    tmp_path: Path,
+) -> AsyncIterator[Callable[[Config], Awaitable[TestClient[Any, Any]]]]:
     """Start a server for a config (again and again on the same data dir for restarts)."""
     clients: list[TestClient[Any, Any]] = []
 
@@ -63,8 +64,9 @@ async def start(tmp_path: Path) -> AsyncIterator[Callable[[Config], Awaitable[
 
 
 @pytest.fixture
-async def client(start: Callable[[Config], Awaitable[TestClient[Any, Any]]],
-                 config: Config) -> TestClient[Any, Any]:
+async def client(
+    start: Callable[[Config], Awaitable[TestClient[Any, Any]]], config: Config
+) -> TestClient[Any, Any]:
     return await start(config)
 
 

@@ -46,14 +46,14 @@ def load_realms(sections: list[RealmSection]) -> dict[str, Realm]:
         try:
             material = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ValueError(f"realm {section.name!r}: cannot read key file {path}: "
-                             f"{exc.strerror}") from exc
+            raise ValueError(
+                f"realm {section.name!r}: cannot read key file {path}: {exc.strerror}"
+            ) from exc
         try:
             key = parse_key(section.format, material)
         except ValueError as exc:
             raise ValueError(f"realm {section.name!r}: key file {path}: {exc}") from exc
-        realms[section.name] = Realm(section.name, section.format, key,
-                                     frozenset(section.accounts))
+        realms[section.name] = Realm(section.name, section.format, key, frozenset(section.accounts))
     return realms
 
 
@@ -66,8 +66,15 @@ class AnonymousCall:
 
 
 class AnonymousService:
-    def __init__(self, store: Store, sessions: Sessions, hub: Hub, calls: CallService,
-                 settings: AnonymousSection, realms: dict[str, Realm]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sessions: Sessions,
+        hub: Hub,
+        calls: CallService,
+        settings: AnonymousSection,
+        realms: dict[str, Realm],
+    ) -> None:
         self._store = store
         self._sessions = sessions
         self._hub = hub
@@ -85,8 +92,9 @@ class AnonymousService:
         account = self._store.get_user(callee)
         # Unknown callee and callee refusing anonymous calls look alike to an anonymous caller.
         if account is None or not account.allow_anonymous:
-            raise ApiError(ErrorCode.ANONYMOUS_NOT_ALLOWED,
-                           f"{callee} does not accept anonymous calls")
+            raise ApiError(
+                ErrorCode.ANONYMOUS_NOT_ALLOWED, f"{callee} does not accept anonymous calls"
+            )
         if replay_key is not None and self._store.token_used(replay_key):
             log.info("anonymous token set refused: replayed")
             raise ApiError(ErrorCode.INVALID_TOKEN, "invalid or expired credentials")
@@ -95,8 +103,15 @@ class AnonymousService:
         subscription = self._hub.subscribe(session, ["call"], ANONYMOUS_SESSION_TTL, False)
         try:
             display = request.display_name if request.credentials is None else None
-            call = self._calls.make(session, callee, request.sdp, request.media, display,
-                                    anonymous=True, call_id=call_id)
+            call = self._calls.make(
+                session,
+                callee,
+                request.sdp,
+                request.media,
+                display,
+                anonymous=True,
+                call_id=call_id,
+            )
         except ApiError:
             self._release(session.token_hash)
             raise
@@ -108,8 +123,10 @@ class AnonymousService:
 
     def _regular(self, request: AnonymousCallRequest) -> tuple[str, str]:
         if not request.from_ or not LABEL.match(request.from_):
-            raise ApiError(ErrorCode.VALIDATION, "'from' is required: 1-128 characters of "
-                                                 "letters, digits and . + : @ - _")
+            raise ApiError(
+                ErrorCode.VALIDATION,
+                "'from' is required: 1-128 characters of letters, digits and . + : @ - _",
+            )
         if not request.to:
             raise ApiError(ErrorCode.VALIDATION, "'to' is required: the account to call")
         return request.from_, self._calls.normalise(request.to)
@@ -117,8 +134,9 @@ class AnonymousService:
     def _window(self) -> float:
         return self._settings.token_max_age + self._settings.clock_skew
 
-    def _verify(self, creds: TokenCredentials,
-                request: AnonymousCallRequest) -> tuple[str, str, str]:
+    def _verify(
+        self, creds: TokenCredentials, request: AnonymousCallRequest
+    ) -> tuple[str, str, str]:
         def refuse(reason: str) -> ApiError:
             log.info("anonymous token set refused: %s (realm %r)", reason, creds.realm[:64])
             return ApiError(ErrorCode.INVALID_TOKEN, "invalid or expired credentials")
@@ -127,8 +145,9 @@ class AnonymousService:
         if realm is None:
             raise refuse("unknown realm")
         try:
-            account = verify_token(realm.format, realm.key, realm.name, "account",
-                                   creds.account_token)
+            account = verify_token(
+                realm.format, realm.key, realm.name, "account", creds.account_token
+            )
             sender = verify_token(realm.format, realm.key, realm.name, "from", creds.from_token)
             target = verify_token(realm.format, realm.key, realm.name, "to", creds.to_token)
         except TokenError as exc:

@@ -31,12 +31,33 @@ class Endpoint:
 ENDPOINTS: list[Endpoint] = []
 
 
-def endpoint(method: str, path: str, summary: str, *, request: type[Any] | None = None,
-             response: type[Any] | None = None, status: int = 200, auth: Auth = "user",
-             errors: tuple[ErrorCode, ...] = (),
-             content_type: str = "application/json") -> Callable[[Handler], Handler]:
+def endpoint(
+    method: str,
+    path: str,
+    summary: str,
+    *,
+    request: type[Any] | None = None,
+    response: type[Any] | None = None,
+    status: int = 200,
+    auth: Auth = "user",
+    errors: tuple[ErrorCode, ...] = (),
+    content_type: str = "application/json",
+) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
-        ENDPOINTS.append(Endpoint(method, path, summary, handler, request, response, status,
-                                  auth, errors, content_type))
+        ENDPOINTS.append(
+            Endpoint(
+                method,
+                path,
+                summary,
+                handler,
+                request,
+                response,
+                status,
+                auth,
+                errors,
+                content_type,
+            )
+        )
         return handler
+
     return register

@@ -33,39 +33,61 @@ SWEEP_INTERVAL = 1.0
 
 
 def database_path(config: Config) -> Path:
-    base = Path(config.server.data_dir).expanduser() if config.server.data_dir \
-        else default_data_dir()
+    base = (
+        Path(config.server.data_dir).expanduser() if config.server.data_dir else default_data_dir()
+    )
     return base / "server.sqlite3"
 
 
 def build_services(config: Config, store: Store) -> Services:
     server = config.server
     sessions = Sessions(store, server.session_ttl)
-    hub = Hub(store, sessions, resume_window=server.resume_window,
-              resume_buffer=server.resume_buffer, ping_interval=server.ping_interval,
-              max_frame_bytes=server.max_frame_bytes, max_devices=server.max_devices_per_user)
-    calls = CallService(store, hub, domain=server.domain, ring_timeout=server.ring_timeout,
-                        max_live_calls=server.max_live_calls_per_account)
-    anonymous = AnonymousService(store, sessions, hub, calls, config.anonymous,
-                                 load_realms(config.realms))
+    hub = Hub(
+        store,
+        sessions,
+        resume_window=server.resume_window,
+        resume_buffer=server.resume_buffer,
+        ping_interval=server.ping_interval,
+        max_frame_bytes=server.max_frame_bytes,
+        max_devices=server.max_devices_per_user,
+    )
+    calls = CallService(
+        store,
+        hub,
+        domain=server.domain,
+        ring_timeout=server.ring_timeout,
+        max_live_calls=server.max_live_calls_per_account,
+    )
+    anonymous = AnonymousService(
+        store, sessions, hub, calls, config.anonymous, load_realms(config.realms)
+    )
     metrics = Metrics()
     metrics.counters["calls_total"] = ("Calls started.", lambda: calls.started)
-    metrics.counters["call_setups_total"] = ("Calls answered (set up end to end).",
-                                             lambda: calls.setups)
-    metrics.gauges["websocket_connections"] = ("Open notification websockets.",
-                                               lambda: hub.connection_count)
-    metrics.gauges["subscriptions"] = ("Subscriptions (devices).",
-                                       lambda: hub.subscription_count)
+    metrics.counters["call_setups_total"] = (
+        "Calls answered (set up end to end).",
+        lambda: calls.setups,
+    )
+    metrics.gauges["websocket_connections"] = (
+        "Open notification websockets.",
+        lambda: hub.connection_count,
+    )
+    metrics.gauges["subscriptions"] = ("Subscriptions (devices).", lambda: hub.subscription_count)
     metrics.gauges["live_calls"] = ("Calls not yet ended.", lambda: calls.live_count)
     return Services(
-        config=config, store=store, sessions=sessions, hub=hub, calls=calls,
-        anonymous=anonymous, ice=IceProvider(config), metrics=metrics,
+        config=config,
+        store=store,
+        sessions=sessions,
+        hub=hub,
+        calls=calls,
+        anonymous=anonymous,
+        ice=IceProvider(config),
+        metrics=metrics,
         login_limit=RateLimiter(config.rate_limits.login_per_minute, "login attempts"),
         # Per address too, so cycling through user names cannot dodge the per-account limit.
-        login_address_limit=RateLimiter(5 * config.rate_limits.login_per_minute,
-                                        "login attempts from this address"),
-        anonymous_limit=RateLimiter(config.rate_limits.anonymous_per_minute,
-                                    "anonymous calls"),
+        login_address_limit=RateLimiter(
+            5 * config.rate_limits.login_per_minute, "login attempts from this address"
+        ),
+        anonymous_limit=RateLimiter(config.rate_limits.anonymous_per_minute, "anonymous calls"),
         started_at=time.time(),
     )
 
@@ -74,8 +96,9 @@ def build_app(config: Config, store: Store | None = None) -> web.Application:
     """The server app. `store` defaults to the SQLite file under the configured data dir."""
     store = store or Store(database_path(config))
     services = build_services(config, store)
-    app = web.Application(middlewares=[error_middleware],
-                          client_max_size=config.server.max_body_bytes)
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=config.server.max_body_bytes
+    )
     app[SERVICES] = services
     app[METRICS_KEY] = services.metrics
     for e in ENDPOINTS:

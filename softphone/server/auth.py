@@ -45,8 +45,9 @@ class Sessions:
     def create_anonymous(self, label: str, call_id: str, ttl: float) -> tuple[str, Session]:
         return self._create(label, anonymous=True, call_id=call_id, ttl=ttl)
 
-    def _create(self, user: str, *, anonymous: bool, call_id: str | None,
-                ttl: float) -> tuple[str, Session]:
+    def _create(
+        self, user: str, *, anonymous: bool, call_id: str | None, ttl: float
+    ) -> tuple[str, Session]:
         token = new_token()
         now = time.time()
         session = Session(token_hash(token), user, anonymous, call_id, now, now + ttl)
@@ -78,8 +79,9 @@ class Sessions:
     def require(self, request: web.Request) -> Session:
         token = bearer_token(request)
         if token is None:
-            raise ApiError(ErrorCode.UNAUTHORIZED,
-                           "missing credentials: send 'Authorization: Bearer <token>'")
+            raise ApiError(
+                ErrorCode.UNAUTHORIZED, "missing credentials: send 'Authorization: Bearer <token>'"
+            )
         session = self._by_hash.get(token_hash(token))
         if session is None:
             raise ApiError(ErrorCode.UNAUTHORIZED, "unknown or revoked token; log in again")
@@ -92,8 +94,9 @@ class Sessions:
     def require_user(self, request: web.Request) -> Session:
         session = self.require(request)
         if session.anonymous:
-            raise ApiError(ErrorCode.ANONYMOUS_NOT_ALLOWED,
-                           "anonymous parties can only act on their own call")
+            raise ApiError(
+                ErrorCode.ANONYMOUS_NOT_ALLOWED, "anonymous parties can only act on their own call"
+            )
         return session
 
     def revoke(self, session_hash: str) -> None:

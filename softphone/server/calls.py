@@ -52,14 +52,25 @@ def new_call_id() -> str:
 def call_info(call: Call, viewer: Session | None = None) -> CallInfo:
     """The call as `viewer` may see it: the offer only for the callee while it rings."""
     offer = None
-    if (viewer is not None and not viewer.anonymous and viewer.user == call.callee
-            and call.state in UNANSWERED):
+    if (
+        viewer is not None
+        and not viewer.anonymous
+        and viewer.user == call.callee
+        and call.state in UNANSWERED
+    ):
         offer = call.offer_sdp
     return CallInfo(
-        id=call.id, caller=call.caller, callee=call.callee, state=CallState(call.state),
-        media=Media(audio=call.audio, video=call.video), anonymous=call.anonymous,
-        display_name=call.display_name, created_at=call.created_at,
-        answered_at=call.answered_at, ended_at=call.ended_at, end_reason=call.end_reason,
+        id=call.id,
+        caller=call.caller,
+        callee=call.callee,
+        state=CallState(call.state),
+        media=Media(audio=call.audio, video=call.video),
+        anonymous=call.anonymous,
+        display_name=call.display_name,
+        created_at=call.created_at,
+        answered_at=call.answered_at,
+        ended_at=call.ended_at,
+        end_reason=call.end_reason,
         offer_sdp=offer,
     )
 
@@ -69,23 +80,31 @@ def call_record(call: Call, user: str) -> CallRecord:
     if call.answered_at is not None and call.ended_at is not None:
         duration = round(call.ended_at - call.answered_at, 3)
     return CallRecord(
-        id=call.id, caller=call.caller, callee=call.callee,
+        id=call.id,
+        caller=call.caller,
+        callee=call.callee,
         direction="outgoing" if call.caller == user else "incoming",
-        anonymous=call.anonymous, started_at=call.created_at, answered_at=call.answered_at,
-        ended_at=call.ended_at, duration=duration, end_reason=call.end_reason,
+        anonymous=call.anonymous,
+        started_at=call.created_at,
+        answered_at=call.answered_at,
+        ended_at=call.ended_at,
+        duration=duration,
+        end_reason=call.end_reason,
     )
 
 
 def check_sdp(sdp: str) -> None:
     if not sdp.startswith("v=0") or len(sdp) > MAX_SDP:
-        raise ApiError(ErrorCode.VALIDATION,
-                       f"sdp must be an SDP document starting with 'v=0' (at most {MAX_SDP} "
-                       "characters)")
+        raise ApiError(
+            ErrorCode.VALIDATION,
+            f"sdp must be an SDP document starting with 'v=0' (at most {MAX_SDP} characters)",
+        )
 
 
 class CallService:
-    def __init__(self, store: Store, hub: Hub, *, domain: str, ring_timeout: float,
-                 max_live_calls: int) -> None:
+    def __init__(
+        self, store: Store, hub: Hub, *, domain: str, ring_timeout: float, max_live_calls: int
+    ) -> None:
         self._store = store
         self._hub = hub
         self._domain = domain
@@ -142,8 +161,10 @@ class CallService:
         """The party this device plays in the call, or NOT_IN_CALL."""
         if session.token_hash == call.caller_session:
             return Role.CALLER
-        if not session.anonymous and session.user == call.callee and (
-            call.callee_session is None or call.callee_session == session.token_hash
+        if (
+            not session.anonymous
+            and session.user == call.callee
+            and (call.callee_session is None or call.callee_session == session.token_hash)
         ):
             return Role.CALLEE
         raise ApiError(ErrorCode.NOT_IN_CALL, "this device is not a party to this call")
@@ -151,8 +172,7 @@ class CallService:
     @staticmethod
     def _require_state(call: Call, allowed: set[str], action: str) -> None:
         if call.state not in allowed:
-            raise ApiError(ErrorCode.WRONG_STATE,
-                           f"cannot {action} a call in state {call.state!r}")
+            raise ApiError(ErrorCode.WRONG_STATE, f"cannot {action} a call in state {call.state!r}")
 
     def _require_role(self, session: Session, call: Call, role: Role, action: str) -> None:
         if self._role(session, call) is not role:
@@ -160,9 +180,17 @@ class CallService:
 
     # -- actions -----------------------------------------------------------------------------
 
-    def make(self, session: Session, to: str, sdp: str, media: Media,
-             display_name: str | None, *, anonymous: bool = False,
-             call_id: str | None = None) -> Call:
+    def make(
+        self,
+        session: Session,
+        to: str,
+        sdp: str,
+        media: Media,
+        display_name: str | None,
+        *,
+        anonymous: bool = False,
+        call_id: str | None = None,
+    ) -> Call:
         check_sdp(sdp)
         callee = self.normalise(to)
         if not callee:
@@ -170,22 +198,33 @@ class CallService:
         if self._store.get_user(callee) is None:
             raise ApiError(ErrorCode.UNKNOWN_USER, f"no user named {callee!r}")
         if not anonymous and self._live_for(session.user) >= self._max_live:
-            raise ApiError(ErrorCode.TOO_MANY_CALLS,
-                           f"at most {self._max_live} live calls per account", retry_after=5)
+            raise ApiError(
+                ErrorCode.TOO_MANY_CALLS,
+                f"at most {self._max_live} live calls per account",
+                retry_after=5,
+            )
         if self._live_for(callee) >= self._max_live:
             raise ApiError(ErrorCode.USER_BUSY, f"{callee} has too many calls in progress")
         if not self._hub.user_online(callee, exclude=session.token_hash):
             raise ApiError(ErrorCode.USER_UNAVAILABLE, f"{callee} is not connected")
         call = Call(
-            id=call_id or new_call_id(), caller=session.user, callee=callee,
-            caller_session=session.token_hash, callee_session=None,
-            state=CallState.INITIATED.value, audio=media.audio, video=media.video,
-            anonymous=anonymous, display_name=display_name, offer_sdp=sdp,
+            id=call_id or new_call_id(),
+            caller=session.user,
+            callee=callee,
+            caller_session=session.token_hash,
+            callee_session=None,
+            state=CallState.INITIATED.value,
+            audio=media.audio,
+            video=media.video,
+            anonymous=anonymous,
+            display_name=display_name,
+            offer_sdp=sdp,
         )
         self._save(call)
         self.started += 1
-        self._hub.to_user(callee, CallIncoming(call=call_info(call), sdp=sdp),
-                          exclude=session.token_hash)
+        self._hub.to_user(
+            callee, CallIncoming(call=call_info(call), sdp=sdp), exclude=session.token_hash
+        )
         self._arm(call, self._ring_timeout)
         return call
 
@@ -211,9 +250,11 @@ class CallService:
         self._save(call)
         self.setups += 1
         self._hub.to_session(call.caller_session, CallAnswered(call_id=call.id, sdp=sdp))
-        self._hub.to_user(call.callee, CallCancelled(call_id=call.id,
-                                                     reason="answered_elsewhere"),
-                          exclude=session.token_hash)
+        self._hub.to_user(
+            call.callee,
+            CallCancelled(call_id=call.id, reason="answered_elsewhere"),
+            exclude=session.token_hash,
+        )
         return call
 
     def reject(self, session: Session, call_id: str) -> Call:
@@ -222,9 +263,11 @@ class CallService:
         self._require_state(call, UNANSWERED, "reject")
         self._finish(call, "rejected")
         self._hub.to_session(call.caller_session, CallRejected(call_id=call.id))
-        self._hub.to_user(call.callee, CallCancelled(call_id=call.id,
-                                                     reason="rejected_elsewhere"),
-                          exclude=session.token_hash)
+        self._hub.to_user(
+            call.callee,
+            CallCancelled(call_id=call.id, reason="rejected_elsewhere"),
+            exclude=session.token_hash,
+        )
         return call
 
     def end(self, session: Session, call_id: str) -> Call:
@@ -238,8 +281,9 @@ class CallService:
             self._hub.to_user(call.callee, CallCancelled(call_id=call.id, reason="cancelled"))
         else:
             self._finish(call, "hangup")
-            self._hub.to_session(self._other_session(call, role),
-                                 CallEnded(call_id=call.id, reason="hangup"))
+            self._hub.to_session(
+                self._other_session(call, role), CallEnded(call_id=call.id, reason="hangup")
+            )
         return call
 
     def update(self, session: Session, call_id: str, sdp: str) -> Call:
@@ -248,12 +292,14 @@ class CallService:
         role = self._role(session, call)
         self._require_state(call, {CallState.CONNECTED.value}, "update")
         if call.pending_update is not None:
-            raise ApiError(ErrorCode.GLARE, "a re-offer is already in progress on this call; "
-                                            "answer it or retry later", retry_after=1)
+            raise ApiError(
+                ErrorCode.GLARE,
+                "a re-offer is already in progress on this call; answer it or retry later",
+                retry_after=1,
+            )
         call.pending_update = role.value
         self._save(call)
-        self._hub.to_session(self._other_session(call, role),
-                             CallUpdate(call_id=call.id, sdp=sdp))
+        self._hub.to_session(self._other_session(call, role), CallUpdate(call_id=call.id, sdp=sdp))
         return call
 
     def update_answer(self, session: Session, call_id: str, sdp: str) -> Call:
@@ -265,21 +311,25 @@ class CallService:
             raise ApiError(ErrorCode.WRONG_STATE, "no re-offer from the other party is pending")
         call.pending_update = None
         self._save(call)
-        self._hub.to_session(self._other_session(call, role),
-                             CallUpdateAnswer(call_id=call.id, sdp=sdp))
+        self._hub.to_session(
+            self._other_session(call, role), CallUpdateAnswer(call_id=call.id, sdp=sdp)
+        )
         return call
 
     def dtmf(self, session: Session, call_id: str, digits: str, duration_ms: int) -> Call:
         if not DTMF_DIGITS.fullmatch(digits):
-            raise ApiError(ErrorCode.VALIDATION,
-                           "digits must be 1-64 of 0-9 * # A-D and ',' (pause)")
+            raise ApiError(
+                ErrorCode.VALIDATION, "digits must be 1-64 of 0-9 * # A-D and ',' (pause)"
+            )
         if not 40 <= duration_ms <= 2000:
             raise ApiError(ErrorCode.VALIDATION, "duration_ms must be between 40 and 2000")
         call = self._find(session, call_id)
         role = self._role(session, call)
         self._require_state(call, {CallState.CONNECTED.value}, "send DTMF on")
-        self._hub.to_session(self._other_session(call, role),
-                             CallDtmf(call_id=call.id, digits=digits, duration_ms=duration_ms))
+        self._hub.to_session(
+            self._other_session(call, role),
+            CallDtmf(call_id=call.id, digits=digits, duration_ms=duration_ms),
+        )
         return call
 
     def forward(self, session: Session, call_id: str, to: str) -> Call:
@@ -296,8 +346,9 @@ class CallService:
         if target in (call.callee, call.caller):
             raise ApiError(ErrorCode.VALIDATION, "forward to someone other than the parties")
         if call.anonymous and not self._allows_anonymous(target):
-            raise ApiError(ErrorCode.ANONYMOUS_NOT_ALLOWED,
-                           f"{target} does not accept anonymous calls")
+            raise ApiError(
+                ErrorCode.ANONYMOUS_NOT_ALLOWED, f"{target} does not accept anonymous calls"
+            )
         if self._live_for(target) >= self._max_live:
             raise ApiError(ErrorCode.USER_BUSY, f"{target} has too many calls in progress")
         if not self._hub.user_online(target):
@@ -319,8 +370,11 @@ class CallService:
         if session.anonymous:
             call = self._live.get(session.call_id or "")
             return [call] if call else []
-        return [c for c in self._live.values()
-                if session.user == c.callee or (session.user == c.caller and not c.anonymous)]
+        return [
+            c
+            for c in self._live.values()
+            if session.user == c.callee or (session.user == c.caller and not c.anonymous)
+        ]
 
     def history(self, user: str, limit: int, offset: int) -> list[Call]:
         return self._store.history(user, limit, offset)
@@ -346,8 +400,9 @@ class CallService:
             self._hub.to_user(call.callee, CallCancelled(call_id=call.id, reason=reason))
         else:
             self._finish(call, reason)
-            self._hub.to_session(self._other_session(call, gone),
-                                 CallEnded(call_id=call.id, reason=reason))
+            self._hub.to_session(
+                self._other_session(call, gone), CallEnded(call_id=call.id, reason=reason)
+            )
 
     def _ring_timeout_fired(self, call_id: str) -> None:
         self._timers.pop(call_id, None)
@@ -366,8 +421,11 @@ class CallService:
 
     def _live_for(self, user: str) -> int:
         # An anonymous caller's label is not an account: it never counts against one.
-        return sum(1 for c in self._live.values()
-                   if c.callee == user or (c.caller == user and not c.anonymous))
+        return sum(
+            1
+            for c in self._live.values()
+            if c.callee == user or (c.caller == user and not c.anonymous)
+        )
 
     @staticmethod
     def _other_session(call: Call, role: Role) -> str:

@@ -24,14 +24,13 @@ _encoder = msgspec.json.Encoder()
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=_encoder.encode(body), status=status,
-                        content_type="application/json")
+    return web.Response(body=_encoder.encode(body), status=status, content_type="application/json")
 
 
-def error_response(code: ErrorCode, message: str, status: int,
-                   retry_after: float | None = None) -> web.Response:
-    response = json_response(ErrorBody(error=ErrorDetail(code=code.value, message=message)),
-                             status)
+def error_response(
+    code: ErrorCode, message: str, status: int, retry_after: float | None = None
+) -> web.Response:
+    response = json_response(ErrorBody(error=ErrorDetail(code=code.value, message=message)), status)
     if retry_after is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return response
@@ -62,16 +61,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.code, exc.message, exc.status, exc.retry_after)
     except web.HTTPRequestEntityTooLarge as exc:
         metrics.error(ErrorCode.PAYLOAD_TOO_LARGE.value)
-        return error_response(ErrorCode.PAYLOAD_TOO_LARGE, exc.text or "request body too large",
-                              413)
+        return error_response(
+            ErrorCode.PAYLOAD_TOO_LARGE, exc.text or "request body too large", 413
+        )
     except web.HTTPNotFound:
         metrics.error(ErrorCode.NOT_FOUND.value)
         return error_response(ErrorCode.NOT_FOUND, f"no such resource: {request.path}", 404)
     except web.HTTPMethodNotAllowed as exc:
         metrics.error(ErrorCode.METHOD_NOT_ALLOWED.value)
-        response = error_response(ErrorCode.METHOD_NOT_ALLOWED,
-                                  f"{exc.method} is not allowed here; allowed: "
-                                  f"{', '.join(sorted(exc.allowed_methods))}", 405)
+        response = error_response(
+            ErrorCode.METHOD_NOT_ALLOWED,
+            f"{exc.method} is not allowed here; allowed: {', '.join(sorted(exc.allowed_methods))}",
+            405,
+        )
         response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
         return response
     except web.HTTPException:

@@ -97,9 +97,17 @@ class Subscription:
 
 
 class Hub:
-    def __init__(self, store: Store, sessions: Sessions, *, resume_window: float,
-                 resume_buffer: int, ping_interval: float, max_frame_bytes: int,
-                 max_devices: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sessions: Sessions,
+        *,
+        resume_window: float,
+        resume_buffer: int,
+        ping_interval: float,
+        max_frame_bytes: int,
+        max_devices: int,
+    ) -> None:
         self._store = store
         self._sessions = sessions
         self.resume_window = resume_window
@@ -130,8 +138,9 @@ class Hub:
             self._by_user.setdefault(row.user, {})[row.id] = sub
         return sub
 
-    def subscribe(self, session: Session, services: list[str], expires: float,
-                  force_logout: bool) -> Subscription:
+    def subscribe(
+        self, session: Session, services: list[str], expires: float, force_logout: bool
+    ) -> Subscription:
         now = time.time()
         existing = self._by_session.get(session.token_hash)
         if existing is not None:
@@ -144,12 +153,20 @@ class Hub:
             devices = sorted(self._devices(session.user), key=lambda s: s.row.created_at)
             if len(devices) >= self._max_devices:
                 if not force_logout:
-                    raise ApiError(ErrorCode.TOO_MANY_DEVICES,
-                                   f"{len(devices)} devices are subscribed already; "
-                                   "set force_logout to replace the oldest")
+                    raise ApiError(
+                        ErrorCode.TOO_MANY_DEVICES,
+                        f"{len(devices)} devices are subscribed already; "
+                        "set force_logout to replace the oldest",
+                    )
                 self.remove(devices[0], "replaced by a newer device")
-        row = SubscriptionRow(secrets.token_urlsafe(16), session.token_hash, session.user,
-                              services, now, now + expires)
+        row = SubscriptionRow(
+            secrets.token_urlsafe(16),
+            session.token_hash,
+            session.user,
+            services,
+            now,
+            now + expires,
+        )
         self._store.put_subscription(row)
         return self._add(row, session.anonymous, fresh=True)
 
@@ -163,8 +180,9 @@ class Hub:
         sub.row.expires_at = time.time() + expires
         self._store.put_subscription(sub.row)
 
-    def remove(self, sub: Subscription, reason: str,
-               code: int = CloseCode.DO_NOT_RECONNECT) -> None:
+    def remove(
+        self, sub: Subscription, reason: str, code: int = CloseCode.DO_NOT_RECONNECT
+    ) -> None:
         """End a subscription: tell its socket why, then close it so it does not reconnect."""
         self._subs.pop(sub.id, None)
         if self._by_session.get(sub.row.session_hash) is sub:
@@ -182,8 +200,9 @@ class Hub:
             sub.connection.close_after_flush(code)
             sub.connection = None
 
-    def remove_session(self, session_hash: str, reason: str,
-                       code: int = CloseCode.DO_NOT_RECONNECT) -> None:
+    def remove_session(
+        self, session_hash: str, reason: str, code: int = CloseCode.DO_NOT_RECONNECT
+    ) -> None:
         sub = self._by_session.get(session_hash)
         if sub is not None:
             self.remove(sub, reason, code)
@@ -230,8 +249,7 @@ class Hub:
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         # aiohttp refuses a message of exactly max_msg_size; the protocol allows up to the limit.
-        ws = web.WebSocketResponse(heartbeat=self.ping_interval,
-                                   max_msg_size=self._max_frame + 1)
+        ws = web.WebSocketResponse(heartbeat=self.ping_interval, max_msg_size=self._max_frame + 1)
         await ws.prepare(request)
         accepted = await self._authenticate(ws, bearer_token(request))
         if accepted is None:
@@ -249,50 +267,70 @@ class Hub:
             await connection.finish()
         return ws
 
-    async def _refuse(self, ws: web.WebSocketResponse, code: ErrorCode, message: str,
-                      close: int) -> None:
+    async def _refuse(
+        self, ws: web.WebSocketResponse, code: ErrorCode, message: str, close: int
+    ) -> None:
         if ws.closed:
             return  # aiohttp closed it already (e.g. 1009 for an oversized first frame)
         with contextlib.suppress(ConnectionError):
-            await ws.send_str(_encoder.encode(ErrorFrame(code=code.value,
-                                                         message=message)).decode())
+            await ws.send_str(
+                _encoder.encode(ErrorFrame(code=code.value, message=message)).decode()
+            )
             await ws.close(code=close)
 
-    async def _authenticate(self, ws: web.WebSocketResponse,
-                            header_token: str | None) -> tuple[Subscription, list[bytes]] | None:
+    async def _authenticate(
+        self, ws: web.WebSocketResponse, header_token: str | None
+    ) -> tuple[Subscription, list[bytes]] | None:
         try:
             msg = await ws.receive(timeout=HELLO_TIMEOUT)
         except TimeoutError:
-            await self._refuse(ws, ErrorCode.UNAUTHORIZED, "no hello frame in time",
-                               CloseCode.AUTH_EXPIRED)
+            await self._refuse(
+                ws, ErrorCode.UNAUTHORIZED, "no hello frame in time", CloseCode.AUTH_EXPIRED
+            )
             return None
         if msg.type != WSMsgType.TEXT:
-            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
-                            WSMsgType.ERROR):
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 return None
-            await self._refuse(ws, ErrorCode.INVALID_JSON, "expected a text hello frame",
-                               CloseCode.DO_NOT_RECONNECT)
+            await self._refuse(
+                ws,
+                ErrorCode.INVALID_JSON,
+                "expected a text hello frame",
+                CloseCode.DO_NOT_RECONNECT,
+            )
             return None
         try:
             hello = _client_decoder.decode(msg.data)
         except msgspec.DecodeError as exc:
-            await self._refuse(ws, ErrorCode.VALIDATION, f"bad hello frame: {exc}",
-                               CloseCode.DO_NOT_RECONNECT)
+            await self._refuse(
+                ws, ErrorCode.VALIDATION, f"bad hello frame: {exc}", CloseCode.DO_NOT_RECONNECT
+            )
             return None
         if not isinstance(hello, Hello):
-            await self._refuse(ws, ErrorCode.VALIDATION, "the first frame must be 'hello'",
-                               CloseCode.DO_NOT_RECONNECT)
+            await self._refuse(
+                ws,
+                ErrorCode.VALIDATION,
+                "the first frame must be 'hello'",
+                CloseCode.DO_NOT_RECONNECT,
+            )
             return None
         token = header_token or hello.token
         session = self._sessions.lookup(token) if token else None
         if session is None:
-            await self._refuse(ws, ErrorCode.UNAUTHORIZED, "unknown, revoked or expired token",
-                               CloseCode.AUTH_EXPIRED)
+            await self._refuse(
+                ws,
+                ErrorCode.UNAUTHORIZED,
+                "unknown, revoked or expired token",
+                CloseCode.AUTH_EXPIRED,
+            )
             return None
         sub = self._subs.get(hello.subscription_id)
         if sub is None or sub.row.session_hash != session.token_hash:
-            await self._refuse(ws, ErrorCode.NOT_FOUND, "no such subscription for this session",
-                               CloseCode.DO_NOT_RECONNECT)
+            await self._refuse(
+                ws,
+                ErrorCode.NOT_FOUND,
+                "no such subscription for this session",
+                CloseCode.DO_NOT_RECONNECT,
+            )
             return None
         return sub, self._start(sub, hello.last_seq)
 
@@ -300,15 +338,28 @@ class Hub:
         """The frames that open a connection: welcome, then the replay or resume_failed."""
         frames: list[bytes] = []
         replay = self._replay(sub, last_seq) if last_seq is not None else None
-        frames.append(_encoder.encode(Welcome(seq=sub.seq, subscription_id=sub.id,
-                                              resumed=replay is not None,
-                                              ping_interval=self.ping_interval)))
+        frames.append(
+            _encoder.encode(
+                Welcome(
+                    seq=sub.seq,
+                    subscription_id=sub.id,
+                    resumed=replay is not None,
+                    ping_interval=self.ping_interval,
+                )
+            )
+        )
         if replay is not None:
             frames += replay
         elif last_seq is not None:
-            frames.append(_encoder.encode(ResumeFailed(
-                seq=sub.seq, reason="missed notifications are no longer available; "
-                                    "resynchronise with GET /v1/calls")))
+            frames.append(
+                _encoder.encode(
+                    ResumeFailed(
+                        seq=sub.seq,
+                        reason="missed notifications are no longer available; "
+                        "resynchronise with GET /v1/calls",
+                    )
+                )
+            )
         sub.resumable = True
         sub.lost = False
         return frames
@@ -322,8 +373,9 @@ class Hub:
             return None
         return [data for seq, data in sub.buffer if seq > last_seq]
 
-    def _attach(self, sub: Subscription, ws: web.WebSocketResponse,
-                first_frames: list[bytes]) -> Connection:
+    def _attach(
+        self, sub: Subscription, ws: web.WebSocketResponse, first_frames: list[bytes]
+    ) -> Connection:
         """Queue welcome and replay before any live frame can slip in (no await in between)."""
         if sub.connection is not None:
             sub.connection.close_after_flush(CloseCode.REPLACED)
@@ -334,26 +386,44 @@ class Hub:
         sub.detached_at = None
         return connection
 
-    async def _read(self, sub: Subscription, ws: web.WebSocketResponse,
-                    connection: Connection) -> None:
+    async def _read(
+        self, sub: Subscription, ws: web.WebSocketResponse, connection: Connection
+    ) -> None:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 try:
                     frame = _client_decoder.decode(msg.data)
                 except msgspec.DecodeError as exc:
-                    connection.send(_encoder.encode(ErrorFrame(
-                        seq=sub.seq, code=ErrorCode.VALIDATION.value, message=str(exc))))
+                    connection.send(
+                        _encoder.encode(
+                            ErrorFrame(
+                                seq=sub.seq, code=ErrorCode.VALIDATION.value, message=str(exc)
+                            )
+                        )
+                    )
                     continue
                 if isinstance(frame, ClientPing):
                     connection.send(_encoder.encode(ServerPong(seq=sub.seq, id=frame.id)))
                 elif isinstance(frame, Hello):
-                    connection.send(_encoder.encode(ErrorFrame(
-                        seq=sub.seq, code=ErrorCode.WRONG_STATE.value,
-                        message="already authenticated on this socket")))
+                    connection.send(
+                        _encoder.encode(
+                            ErrorFrame(
+                                seq=sub.seq,
+                                code=ErrorCode.WRONG_STATE.value,
+                                message="already authenticated on this socket",
+                            )
+                        )
+                    )
             elif msg.type == WSMsgType.BINARY:
-                connection.send(_encoder.encode(ErrorFrame(
-                    seq=sub.seq, code=ErrorCode.VALIDATION.value,
-                    message="binary frames are not part of the protocol; send JSON text")))
+                connection.send(
+                    _encoder.encode(
+                        ErrorFrame(
+                            seq=sub.seq,
+                            code=ErrorCode.VALIDATION.value,
+                            message="binary frames are not part of the protocol; send JSON text",
+                        )
+                    )
+                )
             elif msg.type == WSMsgType.ERROR:
                 log.info("websocket error on %s: %s", sub.id, ws.exception())
 
@@ -366,8 +436,11 @@ class Hub:
                 self.remove(sub, "subscription expired")
             elif not self._sessions.is_valid(sub.row.session_hash, now_wall):
                 self.remove(sub, "session expired", CloseCode.AUTH_EXPIRED)
-            elif (not sub.lost and sub.detached_at is not None
-                  and now_mono - sub.detached_at >= self.resume_window):
+            elif (
+                not sub.lost
+                and sub.detached_at is not None
+                and now_mono - sub.detached_at >= self.resume_window
+            ):
                 sub.lost = True
                 sub.resumable = False
                 sub.buffer.clear()

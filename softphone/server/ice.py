@@ -20,8 +20,9 @@ class IceProvider:
         servers: list[IceServer] = []
         if self._secret is not None:
             creds = mint_turn_credentials(self._secret, ttl=self.ttl, user=user)
-            servers.append(IceServer(urls=self._turn_urls, username=creds.username,
-                                     credential=creds.password))
+            servers.append(
+                IceServer(urls=self._turn_urls, username=creds.username, credential=creds.password)
+            )
         if self._stun:
             servers.append(IceServer(urls=self._stun))
         return servers

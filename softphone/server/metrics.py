@@ -27,17 +27,22 @@ class Metrics:
 
     def render(self) -> str:
         lines: list[str] = []
-        counters = {**self.counters,
-                    "logins_total": ("Successful logins.", lambda: self.logins)}
+        counters = {**self.counters, "logins_total": ("Successful logins.", lambda: self.logins)}
         for kind, table in (("counter", counters), ("gauge", self.gauges)):
             for name, (help_text, read) in sorted(table.items()):
-                lines += [f"# HELP softphone_{name} {help_text}",
-                          f"# TYPE softphone_{name} {kind}",
-                          f"softphone_{name} {read():g}"]
-        lines += ["# HELP softphone_errors_total Error responses by code.",
-                  "# TYPE softphone_errors_total counter"]
-        lines += [f'softphone_errors_total{{code="{code}"}} {count}'
-                  for code, count in sorted(self.errors.items())]
+                lines += [
+                    f"# HELP softphone_{name} {help_text}",
+                    f"# TYPE softphone_{name} {kind}",
+                    f"softphone_{name} {read():g}",
+                ]
+        lines += [
+            "# HELP softphone_errors_total Error responses by code.",
+            "# TYPE softphone_errors_total counter",
+        ]
+        lines += [
+            f'softphone_errors_total{{code="{code}"}} {count}'
+            for code, count in sorted(self.errors.items())
+        ]
         return "\n".join(lines) + "\n"
 
 

@@ -38,8 +38,10 @@ def openapi_document() -> dict[str, Any]:
         if e.auth != "none":
             operation["security"] = [{"bearer": []}]
         if e.request is not None:
-            operation["requestBody"] = {"required": True, "content": {
-                "application/json": {"schema": refs[ordered.index(e.request)]}}}
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": refs[ordered.index(e.request)]}},
+            }
         ok: dict[str, Any] = {"description": "success"}
         if e.response is not None:
             ok["content"] = {e.content_type: {"schema": refs[ordered.index(e.response)]}}
@@ -48,17 +50,24 @@ def openapi_document() -> dict[str, Any]:
         operation["responses"][str(e.status)] = ok
         for code in e.errors:
             status = str(HTTP_STATUS[code])
-            entry = operation["responses"].setdefault(status, {
-                "description": "error; see error.code",
-                "content": {"application/json": {"schema": {"$ref": REF.format(
-                    name="ErrorBody")}}},
-            })
+            entry = operation["responses"].setdefault(
+                status,
+                {
+                    "description": "error; see error.code",
+                    "content": {
+                        "application/json": {"schema": {"$ref": REF.format(name="ErrorBody")}}
+                    },
+                },
+            )
             entry["description"] = entry["description"] + f" {code.value}"
         paths.setdefault(e.path, {})[e.method.lower()] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": "softphone signaling API", "version": __version__,
-                 "description": "Protocol v1. Normative text: docs/protocol.md."},
+        "info": {
+            "title": "softphone signaling API",
+            "version": __version__,
+            "description": "Protocol v1. Normative text: docs/protocol.md.",
+        },
         "paths": paths,
         "components": {
             "schemas": components,

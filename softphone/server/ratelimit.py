@@ -23,8 +23,11 @@ class RateLimiter:
         tokens = min(self._burst, tokens + (now - stamp) * self._rate)
         if tokens < 1.0:
             self._buckets[key] = (tokens, now)
-            raise ApiError(ErrorCode.RATE_LIMITED, f"too many {self._what}; slow down",
-                           retry_after=(1.0 - tokens) / self._rate)
+            raise ApiError(
+                ErrorCode.RATE_LIMITED,
+                f"too many {self._what}; slow down",
+                retry_after=(1.0 - tokens) / self._rate,
+            )
         self._buckets.pop(key, None)
         if len(self._buckets) >= self._max_keys:
             # Bound memory under a flood of distinct keys by forgetting the least recently used.

@@ -13,19 +13,40 @@ from softphone.server.routes_sessions import NOTIFICATIONS_PATH
 from softphone.server.services import SERVICES, client_address
 
 
-@endpoint("POST", "/v1/anonymous/calls",
-          "Anonymous call (regular or token mode) to an account that accepts them; returns a "
-          "call-scoped token and notification channel that end with the call",
-          request=AnonymousCallRequest, response=AnonymousCallResponse, status=201, auth="none",
-          errors=(E.INVALID_JSON, E.VALIDATION, E.PAYLOAD_TOO_LARGE, E.INVALID_TOKEN,
-                  E.ANONYMOUS_NOT_ALLOWED, E.USER_BUSY, E.USER_UNAVAILABLE, E.RATE_LIMITED))
+@endpoint(
+    "POST",
+    "/v1/anonymous/calls",
+    "Anonymous call (regular or token mode) to an account that accepts them; returns a "
+    "call-scoped token and notification channel that end with the call",
+    request=AnonymousCallRequest,
+    response=AnonymousCallResponse,
+    status=201,
+    auth="none",
+    errors=(
+        E.INVALID_JSON,
+        E.VALIDATION,
+        E.PAYLOAD_TOO_LARGE,
+        E.INVALID_TOKEN,
+        E.ANONYMOUS_NOT_ALLOWED,
+        E.USER_BUSY,
+        E.USER_UNAVAILABLE,
+        E.RATE_LIMITED,
+    ),
+)
 async def make_anonymous_call(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     services.anonymous_limit.check(client_address(request))
     body = await decode(request, AnonymousCallRequest)
     made = services.anonymous.make(body)
-    return json_response(AnonymousCallResponse(
-        call=call_info(made.call), token=made.token, subscription_id=made.subscription.id,
-        channel=NOTIFICATIONS_PATH, ice_servers=services.ice.servers(made.session.user),
-        ping_interval=services.hub.ping_interval, resume_window=services.hub.resume_window,
-    ), 201)
+    return json_response(
+        AnonymousCallResponse(
+            call=call_info(made.call),
+            token=made.token,
+            subscription_id=made.subscription.id,
+            channel=NOTIFICATIONS_PATH,
+            ice_servers=services.ice.servers(made.session.user),
+            ping_interval=services.hub.ping_interval,
+            resume_window=services.hub.resume_window,
+        ),
+        201,
+    )

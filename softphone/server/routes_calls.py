@@ -33,10 +33,24 @@ def _subscribed(request: web.Request) -> Session:
     return session
 
 
-@endpoint("POST", "/v1/calls", "Make a call: send the offer; the callee's devices ring",
-          request=MakeCallRequest, response=CallInfo, status=201,
-          errors=(*AUTH, *BODY, E.ANONYMOUS_NOT_ALLOWED, E.NOT_SUBSCRIBED, E.UNKNOWN_USER,
-                  E.USER_BUSY, E.USER_UNAVAILABLE, E.TOO_MANY_CALLS))
+@endpoint(
+    "POST",
+    "/v1/calls",
+    "Make a call: send the offer; the callee's devices ring",
+    request=MakeCallRequest,
+    response=CallInfo,
+    status=201,
+    errors=(
+        *AUTH,
+        *BODY,
+        E.ANONYMOUS_NOT_ALLOWED,
+        E.NOT_SUBSCRIBED,
+        E.UNKNOWN_USER,
+        E.USER_BUSY,
+        E.USER_UNAVAILABLE,
+        E.TOO_MANY_CALLS,
+    ),
+)
 async def make_call(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     session = _subscribed(request)
@@ -45,8 +59,14 @@ async def make_call(request: web.Request) -> web.Response:
     return json_response(call_info(call), 201)
 
 
-@endpoint("GET", "/v1/calls", "Live calls of this user (for resynchronisation)",
-          response=CallList, auth="any", errors=AUTH)
+@endpoint(
+    "GET",
+    "/v1/calls",
+    "Live calls of this user (for resynchronisation)",
+    response=CallList,
+    auth="any",
+    errors=AUTH,
+)
 async def list_calls(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     session = services.sessions.require(request)
@@ -54,8 +74,14 @@ async def list_calls(request: web.Request) -> web.Response:
     return json_response(CallList(calls=[call_info(c, session) for c in calls]))
 
 
-@endpoint("GET", "/v1/calls/{call_id}", "One call", response=CallInfo, auth="any",
-          errors=(*AUTH, E.NOT_FOUND, E.NOT_IN_CALL))
+@endpoint(
+    "GET",
+    "/v1/calls/{call_id}",
+    "One call",
+    response=CallInfo,
+    auth="any",
+    errors=(*AUTH, E.NOT_FOUND, E.NOT_IN_CALL),
+)
 async def get_call(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     session = services.sessions.require(request)
@@ -63,8 +89,7 @@ async def get_call(request: web.Request) -> web.Response:
     return json_response(call_info(call, session))
 
 
-def _action(name: str, summary: str, body: type | None = None,
-            extra: tuple[E, ...] = ()) -> None:
+def _action(name: str, summary: str, body: type | None = None, extra: tuple[E, ...] = ()) -> None:
     async def handler(request: web.Request) -> web.Response:
         services = request.app[SERVICES]
         session = services.sessions.require(request)
@@ -81,8 +106,7 @@ def _action(name: str, summary: str, body: type | None = None,
         elif name == "update":
             call = calls.update(session, call_id, (await decode(request, SdpRequest)).sdp)
         elif name == "update-answer":
-            call = calls.update_answer(session, call_id,
-                                       (await decode(request, SdpRequest)).sdp)
+            call = calls.update_answer(session, call_id, (await decode(request, SdpRequest)).sdp)
         elif name == "dtmf":
             dtmf = await decode(request, DtmfRequest)
             call = calls.dtmf(session, call_id, dtmf.digits, dtmf.duration_ms)
@@ -91,19 +115,34 @@ def _action(name: str, summary: str, body: type | None = None,
         return json_response(call_info(call))
 
     handler.__name__ = f"call_{name.replace('-', '_')}"
-    endpoint("POST", f"/v1/calls/{{call_id}}/{name}", summary, request=body, response=CallInfo,
-             auth="any", errors=(*ACTION, *(BODY if body else ()), *extra))(handler)
+    endpoint(
+        "POST",
+        f"/v1/calls/{{call_id}}/{name}",
+        summary,
+        request=body,
+        response=CallInfo,
+        auth="any",
+        errors=(*ACTION, *(BODY if body else ()), *extra),
+    )(handler)
 
 
 _action("ringing", "Callee: tell the caller this device is alerting")
-_action("answer", "Callee: answer with the answer SDP; other devices see the call cancelled",
-        SdpRequest)
+_action(
+    "answer", "Callee: answer with the answer SDP; other devices see the call cancelled", SdpRequest
+)
 _action("reject", "Callee: decline; the caller sees rejected, other devices cancelled")
-_action("end", "Either party: hang up (caller before answer: cancel; callee before answer: "
-               "reject)")
-_action("update", "Either party: send a re-offer (hold, unhold, video, media restart)",
-        SdpRequest, (E.GLARE,))
+_action("end", "Either party: hang up (caller before answer: cancel; callee before answer: reject)")
+_action(
+    "update",
+    "Either party: send a re-offer (hold, unhold, video, media restart)",
+    SdpRequest,
+    (E.GLARE,),
+)
 _action("update-answer", "The other party: answer the pending re-offer", SdpRequest)
 _action("dtmf", "Either party: relay DTMF digits to the other party", DtmfRequest)
-_action("forward", "Callee: redirect an unanswered call to another user", ForwardRequest,
-        (E.UNKNOWN_USER, E.USER_UNAVAILABLE, E.ANONYMOUS_NOT_ALLOWED))
+_action(
+    "forward",
+    "Callee: redirect an unanswered call to another user",
+    ForwardRequest,
+    (E.UNKNOWN_USER, E.USER_UNAVAILABLE, E.ANONYMOUS_NOT_ALLOWED),
+)

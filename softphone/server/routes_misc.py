@@ -23,21 +23,31 @@ MAX_HISTORY_OFFSET = 10**9  # SQLite integers overflow long before any real hist
 @endpoint("GET", "/v1/health", "Liveness", response=Health, auth="none")
 async def health(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    return json_response(Health(status="ok", version=__version__,
-                                uptime=round(time.time() - services.started_at, 3)))
+    return json_response(
+        Health(status="ok", version=__version__, uptime=round(time.time() - services.started_at, 3))
+    )
 
 
-@endpoint("GET", "/v1/metrics", "Prometheus metrics (text exposition format)", auth="none",
-          content_type="text/plain")
+@endpoint(
+    "GET",
+    "/v1/metrics",
+    "Prometheus metrics (text exposition format)",
+    auth="none",
+    content_type="text/plain",
+)
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[SERVICES].metrics.render(),
-                        content_type="text/plain", charset="utf-8")
+    return web.Response(
+        text=request.app[SERVICES].metrics.render(), content_type="text/plain", charset="utf-8"
+    )
 
 
-@endpoint("GET", "/v1/history",
-          "Call records of this user, newest first (query: limit 1-200, offset)",
-          response=History, errors=(E.UNAUTHORIZED, E.SESSION_EXPIRED, E.VALIDATION,
-                                    E.ANONYMOUS_NOT_ALLOWED))
+@endpoint(
+    "GET",
+    "/v1/history",
+    "Call records of this user, newest first (query: limit 1-200, offset)",
+    response=History,
+    errors=(E.UNAUTHORIZED, E.SESSION_EXPIRED, E.VALIDATION, E.ANONYMOUS_NOT_ALLOWED),
+)
 async def history(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     session = services.sessions.require_user(request)
@@ -47,8 +57,9 @@ async def history(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise ApiError(E.VALIDATION, "limit and offset must be integers") from exc
     if not 1 <= limit <= MAX_HISTORY_PAGE or not 0 <= offset <= MAX_HISTORY_OFFSET:
-        raise ApiError(E.VALIDATION, f"limit must be 1-{MAX_HISTORY_PAGE}, offset 0-"
-                                     f"{MAX_HISTORY_OFFSET}")
+        raise ApiError(
+            E.VALIDATION, f"limit must be 1-{MAX_HISTORY_PAGE}, offset 0-{MAX_HISTORY_OFFSET}"
+        )
     calls = services.calls.history(session.user, limit, offset)
     return json_response(History(records=[call_record(c, session.user) for c in calls]))
 

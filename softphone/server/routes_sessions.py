@@ -22,10 +22,16 @@ SERVICES_OFFERED = frozenset({"call"})
 NOTIFICATIONS_PATH = "/v1/notifications"
 
 
-@endpoint("POST", "/v1/sessions", "Log in: exchange a user name and password for a bearer token",
-          request=LoginRequest, response=LoginResponse, status=201, auth="none",
-          errors=(E.INVALID_JSON, E.VALIDATION, E.BAD_CREDENTIALS, E.RATE_LIMITED,
-                  E.PAYLOAD_TOO_LARGE))
+@endpoint(
+    "POST",
+    "/v1/sessions",
+    "Log in: exchange a user name and password for a bearer token",
+    request=LoginRequest,
+    response=LoginResponse,
+    status=201,
+    auth="none",
+    errors=(E.INVALID_JSON, E.VALIDATION, E.BAD_CREDENTIALS, E.RATE_LIMITED, E.PAYLOAD_TOO_LARGE),
+)
 async def login(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     body = await decode(request, LoginRequest)
@@ -33,12 +39,18 @@ async def login(request: web.Request) -> web.Response:
     services.login_limit.check(f"{client_address(request)}|{body.username}")
     token, session = await services.sessions.login(body.username, body.password)
     services.metrics.logins += 1
-    return json_response(LoginResponse(token=token, user=session.user,
-                                       expires_at=session.expires_at), 201)
+    return json_response(
+        LoginResponse(token=token, user=session.user, expires_at=session.expires_at), 201
+    )
 
 
-@endpoint("DELETE", "/v1/sessions", "Log out: revoke this token and close its subscription",
-          status=204, errors=(E.UNAUTHORIZED, E.SESSION_EXPIRED, E.ANONYMOUS_NOT_ALLOWED))
+@endpoint(
+    "DELETE",
+    "/v1/sessions",
+    "Log out: revoke this token and close its subscription",
+    status=204,
+    errors=(E.UNAUTHORIZED, E.SESSION_EXPIRED, E.ANONYMOUS_NOT_ALLOWED),
+)
 async def logout(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     session = services.sessions.require_user(request)
@@ -49,9 +61,13 @@ async def logout(request: web.Request) -> web.Response:
 
 def _subscription_body(services: Services, sub: Subscription) -> SubscriptionResponse:
     return SubscriptionResponse(
-        subscription_id=sub.id, channel=NOTIFICATIONS_PATH, services=sub.row.services,
-        expires_at=sub.row.expires_at, ice_servers=services.ice.servers(sub.row.user),
-        ice_ttl=services.ice.ttl, ping_interval=services.hub.ping_interval,
+        subscription_id=sub.id,
+        channel=NOTIFICATIONS_PATH,
+        services=sub.row.services,
+        expires_at=sub.row.expires_at,
+        ice_servers=services.ice.servers(sub.row.user),
+        ice_ttl=services.ice.ttl,
+        ping_interval=services.hub.ping_interval,
         resume_window=services.hub.resume_window,
     )
 
@@ -63,22 +79,38 @@ def _expires(services: Services, expires: int) -> int:
     return expires
 
 
-@endpoint("POST", "/v1/subscriptions",
-          "Subscribe this session (one device) to services; returns the notification channel "
-          "and ICE servers", request=SubscriptionRequest, response=SubscriptionResponse,
-          status=201, errors=(E.UNAUTHORIZED, E.SESSION_EXPIRED, E.INVALID_JSON, E.VALIDATION,
-                              E.PAYLOAD_TOO_LARGE, E.TOO_MANY_DEVICES,
-                              E.ANONYMOUS_NOT_ALLOWED))
+@endpoint(
+    "POST",
+    "/v1/subscriptions",
+    "Subscribe this session (one device) to services; returns the notification channel "
+    "and ICE servers",
+    request=SubscriptionRequest,
+    response=SubscriptionResponse,
+    status=201,
+    errors=(
+        E.UNAUTHORIZED,
+        E.SESSION_EXPIRED,
+        E.INVALID_JSON,
+        E.VALIDATION,
+        E.PAYLOAD_TOO_LARGE,
+        E.TOO_MANY_DEVICES,
+        E.ANONYMOUS_NOT_ALLOWED,
+    ),
+)
 async def subscribe(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     session = services.sessions.require_user(request)
     body = await decode(request, SubscriptionRequest)
     unknown = set(body.services) - SERVICES_OFFERED
     if unknown or not body.services:
-        raise ApiError(E.VALIDATION, f"services must be a non-empty subset of "
-                                     f"{sorted(SERVICES_OFFERED)}; got {sorted(body.services)}")
-    sub = services.hub.subscribe(session, sorted(set(body.services)),
-                                 _expires(services, body.expires), body.force_logout)
+        raise ApiError(
+            E.VALIDATION,
+            f"services must be a non-empty subset of "
+            f"{sorted(SERVICES_OFFERED)}; got {sorted(body.services)}",
+        )
+    sub = services.hub.subscribe(
+        session, sorted(set(body.services)), _expires(services, body.expires), body.force_logout
+    )
     return json_response(_subscription_body(services, sub), 201)
 
 
@@ -91,18 +123,35 @@ def _own_subscription(request: web.Request) -> tuple[Services, Subscription]:
     return services, sub
 
 
-@endpoint("GET", "/v1/subscriptions/{sub_id}", "Read a subscription (fresh ICE credentials)",
-          response=SubscriptionResponse, auth="any",
-          errors=(E.UNAUTHORIZED, E.SESSION_EXPIRED, E.NOT_FOUND))
+@endpoint(
+    "GET",
+    "/v1/subscriptions/{sub_id}",
+    "Read a subscription (fresh ICE credentials)",
+    response=SubscriptionResponse,
+    auth="any",
+    errors=(E.UNAUTHORIZED, E.SESSION_EXPIRED, E.NOT_FOUND),
+)
 async def get_subscription(request: web.Request) -> web.Response:
     services, sub = _own_subscription(request)
     return json_response(_subscription_body(services, sub))
 
 
-@endpoint("PUT", "/v1/subscriptions/{sub_id}", "Refresh a subscription before it expires",
-          request=SubscriptionRefresh, response=SubscriptionResponse, auth="any",
-          errors=(E.UNAUTHORIZED, E.SESSION_EXPIRED, E.NOT_FOUND, E.INVALID_JSON, E.VALIDATION,
-                  E.PAYLOAD_TOO_LARGE))
+@endpoint(
+    "PUT",
+    "/v1/subscriptions/{sub_id}",
+    "Refresh a subscription before it expires",
+    request=SubscriptionRefresh,
+    response=SubscriptionResponse,
+    auth="any",
+    errors=(
+        E.UNAUTHORIZED,
+        E.SESSION_EXPIRED,
+        E.NOT_FOUND,
+        E.INVALID_JSON,
+        E.VALIDATION,
+        E.PAYLOAD_TOO_LARGE,
+    ),
+)
 async def refresh_subscription(request: web.Request) -> web.Response:
     services, sub = _own_subscription(request)
     body = await decode(request, SubscriptionRefresh)
@@ -110,9 +159,13 @@ async def refresh_subscription(request: web.Request) -> web.Response:
     return json_response(_subscription_body(services, sub))
 
 
-@endpoint("DELETE", "/v1/subscriptions/{sub_id}",
-          "Unsubscribe; the websocket is closed with 4000", status=204,
-          errors=(E.UNAUTHORIZED, E.SESSION_EXPIRED, E.NOT_FOUND, E.ANONYMOUS_NOT_ALLOWED))
+@endpoint(
+    "DELETE",
+    "/v1/subscriptions/{sub_id}",
+    "Unsubscribe; the websocket is closed with 4000",
+    status=204,
+    errors=(E.UNAUTHORIZED, E.SESSION_EXPIRED, E.NOT_FOUND, E.ANONYMOUS_NOT_ALLOWED),
+)
 async def unsubscribe(request: web.Request) -> web.Response:
     services, sub = _own_subscription(request)
     services.sessions.require_user(request)
@@ -120,8 +173,12 @@ async def unsubscribe(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@endpoint("GET", NOTIFICATIONS_PATH,
-          "The notification websocket (upgrade); first frame 'hello', see docs/protocol.md",
-          auth="none", status=101)
+@endpoint(
+    "GET",
+    NOTIFICATIONS_PATH,
+    "The notification websocket (upgrade); first frame 'hello', see docs/protocol.md",
+    auth="none",
+    status=101,
+)
 async def notifications(request: web.Request) -> web.StreamResponse:
     return await request.app[SERVICES].hub.handle(request)

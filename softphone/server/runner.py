@@ -35,8 +35,9 @@ class RunningServer:
         await self.runner.cleanup()
 
 
-async def start_server(config: Config, host: str | None = None,
-                       port: int | None = None) -> RunningServer:
+async def start_server(
+    config: Config, host: str | None = None, port: int | None = None
+) -> RunningServer:
     app = build_app(config)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()

@@ -121,13 +121,22 @@ _CALL_COLUMNS = (
 
 def _call(row: sqlite3.Row) -> Call:
     return Call(
-        id=row["id"], caller=row["caller"], callee=row["callee"],
-        caller_session=row["caller_session"], callee_session=row["callee_session"],
-        state=row["state"], audio=bool(row["audio"]), video=bool(row["video"]),
-        anonymous=bool(row["anonymous"]), display_name=row["display_name"],
-        offer_sdp=row["offer_sdp"], pending_update=row["pending_update"],
-        created_at=row["created_at"], answered_at=row["answered_at"],
-        ended_at=row["ended_at"], end_reason=row["end_reason"],
+        id=row["id"],
+        caller=row["caller"],
+        callee=row["callee"],
+        caller_session=row["caller_session"],
+        callee_session=row["callee_session"],
+        state=row["state"],
+        audio=bool(row["audio"]),
+        video=bool(row["video"]),
+        anonymous=bool(row["anonymous"]),
+        display_name=row["display_name"],
+        offer_sdp=row["offer_sdp"],
+        pending_update=row["pending_update"],
+        created_at=row["created_at"],
+        answered_at=row["answered_at"],
+        ended_at=row["ended_at"],
+        end_reason=row["end_reason"],
     )
 
 
@@ -161,23 +170,30 @@ class Store:
         row = self._db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
         if row is None:
             return None
-        return User(row["name"], row["password_hash"], bool(row["allow_anonymous"]),
-                    row["created_at"])
+        return User(
+            row["name"], row["password_hash"], bool(row["allow_anonymous"]), row["created_at"]
+        )
 
     def list_users(self) -> list[User]:
         rows = self._db.execute("SELECT * FROM users ORDER BY name").fetchall()
-        return [User(r["name"], r["password_hash"], bool(r["allow_anonymous"]), r["created_at"])
-                for r in rows]
+        return [
+            User(r["name"], r["password_hash"], bool(r["allow_anonymous"]), r["created_at"])
+            for r in rows
+        ]
 
-    def update_user(self, name: str, *, password_hash: str | None = None,
-                    allow_anonymous: bool | None = None) -> bool:
+    def update_user(
+        self, name: str, *, password_hash: str | None = None, allow_anonymous: bool | None = None
+    ) -> bool:
         user = self.get_user(name)
         if user is None:
             return False
         self._db.execute(
             "UPDATE users SET password_hash = ?, allow_anonymous = ? WHERE name = ?",
-            (password_hash or user.password_hash,
-             int(user.allow_anonymous if allow_anonymous is None else allow_anonymous), name),
+            (
+                password_hash or user.password_hash,
+                int(user.allow_anonymous if allow_anonymous is None else allow_anonymous),
+                name,
+            ),
         )
         return True
 
@@ -193,8 +209,14 @@ class Store:
     def add_session(self, session: Session) -> None:
         self._db.execute(
             "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
-            (session.token_hash, session.user, int(session.anonymous), session.call_id,
-             session.created_at, session.expires_at),
+            (
+                session.token_hash,
+                session.user,
+                int(session.anonymous),
+                session.call_id,
+                session.created_at,
+                session.expires_at,
+            ),
         )
 
     def remove_session(self, token_hash: str) -> None:
@@ -205,14 +227,26 @@ class Store:
     def sessions(self, now: float) -> Iterator[Session]:
         self._db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
         for r in self._db.execute("SELECT * FROM sessions"):
-            yield Session(r["token_hash"], r["user"], bool(r["anonymous"]), r["call_id"],
-                          r["created_at"], r["expires_at"])
+            yield Session(
+                r["token_hash"],
+                r["user"],
+                bool(r["anonymous"]),
+                r["call_id"],
+                r["created_at"],
+                r["expires_at"],
+            )
 
     def put_subscription(self, sub: SubscriptionRow) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?, ?, ?)",
-            (sub.id, sub.session_hash, sub.user, json.dumps(sub.services), sub.created_at,
-             sub.expires_at),
+            (
+                sub.id,
+                sub.session_hash,
+                sub.user,
+                json.dumps(sub.services),
+                sub.created_at,
+                sub.expires_at,
+            ),
         )
 
     def remove_subscription(self, sub_id: str) -> None:
@@ -221,8 +255,14 @@ class Store:
     def subscriptions(self, now: float) -> list[SubscriptionRow]:
         self._db.execute("DELETE FROM subscriptions WHERE expires_at <= ?", (now,))
         return [
-            SubscriptionRow(r["id"], r["session_hash"], r["user"], json.loads(r["services"]),
-                            r["created_at"], r["expires_at"])
+            SubscriptionRow(
+                r["id"],
+                r["session_hash"],
+                r["user"],
+                json.loads(r["services"]),
+                r["created_at"],
+                r["expires_at"],
+            )
             for r in self._db.execute("SELECT * FROM subscriptions ORDER BY created_at")
         ]
 
@@ -232,10 +272,24 @@ class Store:
         self._db.execute(
             f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (call.id, call.caller, call.callee, call.caller_session, call.callee_session,
-             call.state, int(call.audio), int(call.video), int(call.anonymous),
-             call.display_name, call.offer_sdp, call.pending_update, call.created_at,
-             call.answered_at, call.ended_at, call.end_reason),
+            (
+                call.id,
+                call.caller,
+                call.callee,
+                call.caller_session,
+                call.callee_session,
+                call.state,
+                int(call.audio),
+                int(call.video),
+                int(call.anonymous),
+                call.display_name,
+                call.offer_sdp,
+                call.pending_update,
+                call.created_at,
+                call.answered_at,
+                call.ended_at,
+                call.end_reason,
+            ),
         )
 
     def live_calls(self) -> list[Call]:

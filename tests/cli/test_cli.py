@@ -19,12 +19,19 @@ from softphone.server.store import Store
 from softphone.server.tokens import parse_key, verify_token
 
 
-def run(*args: str, env: dict[str, str] | None = None,
-        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOFTPHONE_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "softphone", *args], capture_output=True,
-                          text=True, env=full_env, input=stdin, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "softphone", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=stdin,
+        timeout=60,
+    )
 
 
 def test_user_lifecycle(tmp_path: Path) -> None:
@@ -36,15 +43,21 @@ def test_user_lifecycle(tmp_path: Path) -> None:
     assert again.returncode == 1 and "exists already" in again.stderr
     listing = run("user", *data, "list").stdout
     assert "alice" in listing and "desk" in listing and "accepts anonymous" in listing
-    assert run("user", *data, "passwd", "alice",
-               env={"SOFTPHONE_PASSWORD": "second password"}).returncode == 0
+    assert (
+        run(
+            "user", *data, "passwd", "alice", env={"SOFTPHONE_PASSWORD": "second password"}
+        ).returncode
+        == 0
+    )
     store = Store(tmp_path / "server.sqlite3")
     user = store.get_user("alice")
     assert user is not None and verify_password("second password", user.password_hash)
     assert "first password" not in (tmp_path / "server.sqlite3").read_bytes().decode("latin-1")
     store.close()
-    assert run("user", *data, "passwd", "alice", "--keep-password",
-               "--allow-anonymous").returncode == 0
+    assert (
+        run("user", *data, "passwd", "alice", "--keep-password", "--allow-anonymous").returncode
+        == 0
+    )
     assert "alice  (since" in run("user", *data, "list").stdout
     assert run("user", *data, "remove", "alice").returncode == 0
     missing = run("user", *data, "remove", "alice")
@@ -54,8 +67,9 @@ def test_user_lifecycle(tmp_path: Path) -> None:
 def test_password_never_taken_from_arguments_or_a_missing_terminal(tmp_path: Path) -> None:
     result = run("user", "--data-dir", str(tmp_path), "add", "bob", stdin="")
     assert result.returncode == 2 and "SOFTPHONE_PASSWORD" in result.stderr
-    short = run("user", "--data-dir", str(tmp_path), "add", "bob",
-                env={"SOFTPHONE_PASSWORD": "short"})
+    short = run(
+        "user", "--data-dir", str(tmp_path), "add", "bob", env={"SOFTPHONE_PASSWORD": "short"}
+    )
     assert short.returncode == 1 and "at least 8" in short.stderr
     assert run("user", "--data-dir", str(tmp_path), "list").stdout == ""
 
@@ -66,15 +80,40 @@ def test_token_command(tmp_path: Path, fmt: str) -> None:
     generated = run("token", "--generate-key", "--format", fmt)
     assert generated.returncode == 0
     key_file.write_text(generated.stdout)
-    result = run("token", "--realm", "demo", "--account", "desk", "--from", "guest", "--to",
-                 "desk", "--format", fmt, "--key-file", str(key_file))
+    result = run(
+        "token",
+        "--realm",
+        "demo",
+        "--account",
+        "desk",
+        "--from",
+        "guest",
+        "--to",
+        "desk",
+        "--format",
+        fmt,
+        "--key-file",
+        str(key_file),
+    )
     assert result.returncode == 0, result.stderr
     tokens = json.loads(result.stdout)
     assert set(tokens) == {"realm", "accountToken", "fromToken", "toToken", "caller", "callee"}
     key = parse_key(fmt, key_file.read_text())  # type: ignore[arg-type]
     assert verify_token(fmt, key, "demo", "to", tokens["toToken"]).identity == "desk"  # type: ignore[arg-type]
-    via_env = run("token", "--realm", "demo", "--account", "desk", "--from", "guest", "--to",
-                  "desk", "--format", fmt, env={"SOFTPHONE_TOKEN_KEY": key_file.read_text()})
+    via_env = run(
+        "token",
+        "--realm",
+        "demo",
+        "--account",
+        "desk",
+        "--from",
+        "guest",
+        "--to",
+        "desk",
+        "--format",
+        fmt,
+        env={"SOFTPHONE_TOKEN_KEY": key_file.read_text()},
+    )
     assert via_env.returncode == 0
 
 
@@ -82,8 +121,21 @@ def test_token_command_errors(tmp_path: Path) -> None:
     no_key = run("token", "--realm", "r", "--account", "a", "--from", "f", "--to", "t")
     assert no_key.returncode == 2 and "--key-file" in no_key.stderr
     (tmp_path / "bad.key").write_text("tooshort")
-    bad = run("token", "--realm", "r", "--account", "a", "--from", "f", "--to", "t",
-              "--format", "ecb", "--key-file", str(tmp_path / "bad.key"))
+    bad = run(
+        "token",
+        "--realm",
+        "r",
+        "--account",
+        "a",
+        "--from",
+        "f",
+        "--to",
+        "t",
+        "--format",
+        "ecb",
+        "--key-file",
+        str(tmp_path / "bad.key"),
+    )
     assert bad.returncode == 2 and "tooshort" not in bad.stderr
     missing = run("token", "--realm", "r")
     assert missing.returncode == 2 and "--account" in missing.stderr
@@ -99,14 +151,28 @@ def test_serve_runs_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOFTPHONE_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "softphone", "serve", "--port", str(port), "--data-dir",
-         str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "softphone",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health",
-                                            timeout=2) as response:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/v1/health", timeout=2
+                ) as response:
                     assert json.load(response)["status"] == "ok"
                 break
             except OSError:

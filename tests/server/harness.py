@@ -28,40 +28,50 @@ class Party:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    async def request(self, method: str, path: str, body: Any = None,
-                      expect: int | None = None) -> tuple[int, Any]:
-        data = None if body is None else (body if isinstance(body, bytes)
-                                          else json.dumps(body).encode())
+    async def request(
+        self, method: str, path: str, body: Any = None, expect: int | None = None
+    ) -> tuple[int, Any]:
+        data = (
+            None
+            if body is None
+            else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        )
         headers = dict(self.headers)
         if data is not None:
             headers["Content-Type"] = "application/json"
         async with self.client.request(method, path, data=data, headers=headers) as response:
             text = await response.text()
-            payload = json.loads(text) if text and response.content_type == \
-                "application/json" else text
+            payload = (
+                json.loads(text) if text and response.content_type == "application/json" else text
+            )
             if expect is not None:
                 assert response.status == expect, (method, path, response.status, payload)
             return response.status, payload
 
     async def login(self, password: str = PASSWORD) -> None:
-        _, body = await self.request("POST", "/v1/sessions",
-                                     {"username": self.user, "password": password}, 201)
+        _, body = await self.request(
+            "POST", "/v1/sessions", {"username": self.user, "password": password}, 201
+        )
         self.token = body["token"]
 
     async def subscribe(self, **extra: Any) -> dict[str, Any]:
-        _, self.subscription = await self.request("POST", "/v1/subscriptions",
-                                                  {"services": ["call"], **extra}, 201)
+        _, self.subscription = await self.request(
+            "POST", "/v1/subscriptions", {"services": ["call"], **extra}, 201
+        )
         return self.subscription
 
     async def connect(self, *, resume: bool = False, header_auth: bool = True) -> dict[str, Any]:
-        hello: dict[str, Any] = {"type": "hello",
-                                 "subscription_id": self.subscription["subscription_id"]}
+        hello: dict[str, Any] = {
+            "type": "hello",
+            "subscription_id": self.subscription["subscription_id"],
+        }
         if resume:
             hello["last_seq"] = self.last_seq
         if not header_auth:
             hello["token"] = self.token
         self.ws = await self.client.ws_connect(
-            "/v1/notifications", headers=self.headers if header_auth else {})
+            "/v1/notifications", headers=self.headers if header_auth else {}
+        )
         await self.ws.send_json(hello)
         welcome = await self.receive()
         assert welcome["type"] == "welcome", welcome
@@ -107,6 +117,7 @@ class Party:
     async def make(self, to: str, expect: int = 201, **extra: Any) -> tuple[int, Any]:
         return await self.request("POST", "/v1/calls", {"to": to, "sdp": SDP, **extra}, expect)
 
-    async def act(self, call_id: str, action: str, body: Any = None,
-                  expect: int | None = 200) -> tuple[int, Any]:
+    async def act(
+        self, call_id: str, action: str, body: Any = None, expect: int | None = 200
+    ) -> tuple[int, Any]:
         return await self.request("POST", f"/v1/calls/{call_id}/{action}", body, expect)

@@ -38,7 +38,8 @@ def keys(tmp_path: Path) -> dict[str, bytes]:
 async def server(start: Start, tmp_path: Path, keys: dict[str, bytes]) -> TestClient[Any, Any]:
     realms = "".join(
         f'[[realms]]\nname = "{fmt}-realm"\nformat = "{fmt}"\nkey_file = "{tmp_path}/{fmt}.key"\n'
-        for fmt in FORMATS)
+        for fmt in FORMATS
+    )
     config = parse_config(f"""
 [server]
 data_dir = "{tmp_path}"
@@ -59,17 +60,30 @@ accounts = ["desk"]
     return await start(config)
 
 
-def credentials(fmt: TokenFormat, key: bytes, *, account: str = "desk", caller: str = "guest",
-                callee: str = "desk", realm: str | None = None,
-                now: float | None = None) -> dict[str, Any]:
-    tokens = issue_token_set(fmt, key, realm or f"{fmt}-realm", account=account,
-                             caller=caller, callee=callee, now=now)
-    return {"realm": tokens["realm"], "accountToken": tokens["accountToken"],
-            "fromToken": tokens["fromToken"], "toToken": tokens["toToken"]}
+def credentials(
+    fmt: TokenFormat,
+    key: bytes,
+    *,
+    account: str = "desk",
+    caller: str = "guest",
+    callee: str = "desk",
+    realm: str | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    tokens = issue_token_set(
+        fmt, key, realm or f"{fmt}-realm", account=account, caller=caller, callee=callee, now=now
+    )
+    return {
+        "realm": tokens["realm"],
+        "accountToken": tokens["accountToken"],
+        "fromToken": tokens["fromToken"],
+        "toToken": tokens["toToken"],
+    }
 
 
-async def anonymous_call(client: TestClient[Any, Any], body: dict[str, Any],
-                         expect: int = 201) -> tuple[Party, dict[str, Any]]:
+async def anonymous_call(
+    client: TestClient[Any, Any], body: dict[str, Any], expect: int = 201
+) -> tuple[Party, dict[str, Any]]:
     guest = Party(client, "guest")
     _, made = await guest.request("POST", "/v1/anonymous/calls", {"sdp": SDP, **body}, expect)
     if expect == 201:
@@ -80,8 +94,9 @@ async def anonymous_call(client: TestClient[Any, Any], body: dict[str, Any],
 
 async def test_regular_anonymous_call(server: TestClient[Any, Any]) -> None:
     desk = await Party(server, "desk").online()
-    guest, made = await anonymous_call(server, {"from": "guest", "to": "desk",
-                                                "display_name": "A Guest"})
+    guest, made = await anonymous_call(
+        server, {"from": "guest", "to": "desk", "display_name": "A Guest"}
+    )
     call = made["call"]
     assert call["anonymous"] is True and call["caller"] == "guest"
     assert made["channel"] == "/v1/notifications" and made["token"]
@@ -105,11 +120,11 @@ async def test_regular_anonymous_call(server: TestClient[Any, Any]) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-async def test_token_call_each_format(server: TestClient[Any, Any], keys: dict[str, bytes],
-                                      fmt: TokenFormat) -> None:
+async def test_token_call_each_format(
+    server: TestClient[Any, Any], keys: dict[str, bytes], fmt: TokenFormat
+) -> None:
     desk = await Party(server, "desk").online()
-    creds = credentials(fmt, keys[fmt], caller="sip:guest@localhost",
-                        callee="sip:desk@localhost")
+    creds = credentials(fmt, keys[fmt], caller="sip:guest@localhost", callee="sip:desk@localhost")
     guest, made = await anonymous_call(server, {"credentials": creds})
     # The callee is a local account (normalised); the caller is only a label, kept whole.
     assert made["call"]["callee"] == "desk" and made["call"]["caller"] == "guest@localhost"
@@ -123,23 +138,26 @@ async def test_token_call_each_format(server: TestClient[Any, Any], keys: dict[s
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-async def test_expired_and_future_tokens_are_refused(server: TestClient[Any, Any],
-                                                     keys: dict[str, bytes],
-                                                     fmt: TokenFormat) -> None:
+async def test_expired_and_future_tokens_are_refused(
+    server: TestClient[Any, Any], keys: dict[str, bytes], fmt: TokenFormat
+) -> None:
     await Party(server, "desk").online()
     for now in (time.time() - 70, time.time() + 30):
         _, error = await anonymous_call(
-            server, {"credentials": credentials(fmt, keys[fmt], now=now)}, expect=403)
-        assert error["error"] == {"code": "invalid_token",
-                                  "message": "invalid or expired credentials"}
+            server, {"credentials": credentials(fmt, keys[fmt], now=now)}, expect=403
+        )
+        assert error["error"] == {
+            "code": "invalid_token",
+            "message": "invalid or expired credentials",
+        }
     # Within the skew allowance is fine.
-    await anonymous_call(server, {"credentials": credentials(fmt, keys[fmt],
-                                                             now=time.time() - 63)})
+    await anonymous_call(server, {"credentials": credentials(fmt, keys[fmt], now=time.time() - 63)})
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-async def test_identity_checks(server: TestClient[Any, Any], keys: dict[str, bytes],
-                               fmt: TokenFormat) -> None:
+async def test_identity_checks(
+    server: TestClient[Any, Any], keys: dict[str, bytes], fmt: TokenFormat
+) -> None:
     await Party(server, "desk").online()
     key = keys[fmt]
     cases: list[dict[str, Any]] = [
@@ -156,8 +174,9 @@ async def test_identity_checks(server: TestClient[Any, Any], keys: dict[str, byt
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-async def test_mixed_token_sets_are_refused(server: TestClient[Any, Any],
-                                            keys: dict[str, bytes], fmt: TokenFormat) -> None:
+async def test_mixed_token_sets_are_refused(
+    server: TestClient[Any, Any], keys: dict[str, bytes], fmt: TokenFormat
+) -> None:
     await Party(server, "desk").online()
     one = credentials(fmt, keys[fmt], now=time.time() - 2)
     two = credentials(fmt, keys[fmt], now=time.time() - 1)
@@ -166,12 +185,15 @@ async def test_mixed_token_sets_are_refused(server: TestClient[Any, Any],
     assert error["error"]["code"] == "invalid_token"
 
 
-async def test_forged_and_wrong_realm_tokens(server: TestClient[Any, Any],
-                                             keys: dict[str, bytes]) -> None:
+async def test_forged_and_wrong_realm_tokens(
+    server: TestClient[Any, Any], keys: dict[str, bytes]
+) -> None:
     await Party(server, "desk").online()
     good = credentials("v2", keys["v2"])
-    forged = {**good, "toToken": good["toToken"][:-2] + ("AA" if good["toToken"][-2:] != "AA"
-                                                         else "BB")}
+    forged = {
+        **good,
+        "toToken": good["toToken"][:-2] + ("AA" if good["toToken"][-2:] != "AA" else "BB"),
+    }
     wrong_realm = {**good, "realm": "cbc-realm"}
     unknown_realm = {**good, "realm": "nope"}
     other_key = credentials("v2", parse_key("v2", generate_key("v2")))
@@ -181,8 +203,9 @@ async def test_forged_and_wrong_realm_tokens(server: TestClient[Any, Any],
         assert error["error"]["code"] == "invalid_token"
 
 
-async def test_realm_limited_to_its_accounts(server: TestClient[Any, Any],
-                                             keys: dict[str, bytes], tmp_path: Path) -> None:
+async def test_realm_limited_to_its_accounts(
+    server: TestClient[Any, Any], keys: dict[str, bytes], tmp_path: Path
+) -> None:
     await Party(server, "desk").online()
     ok = credentials("v2", keys["v2"], realm="desk-only")
     await anonymous_call(server, {"credentials": ok})
@@ -191,12 +214,15 @@ async def test_realm_limited_to_its_accounts(server: TestClient[Any, Any],
     assert error["error"]["code"] == "invalid_token"
 
 
-async def test_only_accounts_allowing_anonymous_calls(server: TestClient[Any, Any],
-                                                      keys: dict[str, bytes]) -> None:
+async def test_only_accounts_allowing_anonymous_calls(
+    server: TestClient[Any, Any], keys: dict[str, bytes]
+) -> None:
     await Party(server, "bob").online()
     bodies: list[dict[str, Any]] = [
-        {"from": "guest", "to": "bob"}, {"from": "guest", "to": "nobody"},
-        {"credentials": credentials("v2", keys["v2"], callee="bob")}]
+        {"from": "guest", "to": "bob"},
+        {"from": "guest", "to": "nobody"},
+        {"credentials": credentials("v2", keys["v2"], callee="bob")},
+    ]
     for body in bodies:
         _, error = await anonymous_call(server, body, expect=403)
         assert error["error"]["code"] == "anonymous_not_allowed"
@@ -224,8 +250,9 @@ async def test_anonymous_party_receives_no_calls(server: TestClient[Any, Any]) -
     await bob.act(call["id"], "end")
 
 
-async def test_token_never_logged(server: TestClient[Any, Any], keys: dict[str, bytes],
-                                  caplog: pytest.LogCaptureFixture) -> None:
+async def test_token_never_logged(
+    server: TestClient[Any, Any], keys: dict[str, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level("DEBUG")
     await Party(server, "desk").online()
     creds = credentials("cbc", keys["cbc"])

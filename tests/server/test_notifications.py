@@ -53,8 +53,10 @@ async def test_resume_replays_missed_frames_exactly_once(party: PartyFactory) ->
     missed = await _ring(alice, "bob", 3)  # 6 notifications while bob is away
     welcome = await bob.connect(resume=True)
     assert welcome["resumed"] is True and welcome["seq"] == seen + 6
-    kinds = [(f["type"], f.get("call", {}).get("id") or f.get("call_id"))
-             for f in [await bob.receive() for _ in range(6)]]
+    kinds = [
+        (f["type"], f.get("call", {}).get("id") or f.get("call_id"))
+        for f in [await bob.receive() for _ in range(6)]
+    ]
     expected: list[tuple[str, str]] = []
     for call_id in missed:
         expected += [("call.incoming", call_id), ("call.cancelled", call_id)]
@@ -158,8 +160,9 @@ async def test_reject_on_one_device_cancels_the_other(party: PartyFactory) -> No
     assert (await laptop.expect("call.cancelled"))["reason"] == "rejected_elsewhere"
 
 
-async def test_device_limit_and_force_logout(client: TestClient[Any, Any],
-                                             party: PartyFactory) -> None:
+async def test_device_limit_and_force_logout(
+    client: TestClient[Any, Any], party: PartyFactory
+) -> None:
     devices = [await party("carol").online() for _ in range(5)]
     extra = party("carol")
     await extra.login()
@@ -185,7 +188,8 @@ async def test_logout_closes_the_socket_with_4000(party: PartyFactory) -> None:
 
 
 async def test_resubscribing_the_same_session_returns_the_same_subscription(
-        party: PartyFactory) -> None:
+    party: PartyFactory,
+) -> None:
     bob = party("bob")
     await bob.login()
     first = await bob.subscribe()
@@ -197,8 +201,7 @@ async def test_resubscribing_the_same_session_returns_the_same_subscription(
 async def test_refresh_and_unsubscribe(party: PartyFactory) -> None:
     bob = await party("bob").online()
     sub_id = bob.subscription["subscription_id"]
-    _, refreshed = await bob.request("PUT", f"/v1/subscriptions/{sub_id}", {"expires": 7200},
-                                     200)
+    _, refreshed = await bob.request("PUT", f"/v1/subscriptions/{sub_id}", {"expires": 7200}, 200)
     assert refreshed["expires_at"] > bob.subscription["expires_at"]
     await bob.request("DELETE", f"/v1/subscriptions/{sub_id}", expect=204)
     assert (await bob.expect("subscription.gone"))["reason"] == "unsubscribed"
@@ -232,8 +235,9 @@ async def test_logout_ends_the_devices_calls(party: PartyFactory) -> None:
     carol = await party("carol").online()
     await alice.make("carol")
     await carol.expect("call.incoming")
-    await alice.request("DELETE", f"/v1/subscriptions/{alice.subscription['subscription_id']}",
-                        expect=204)
+    await alice.request(
+        "DELETE", f"/v1/subscriptions/{alice.subscription['subscription_id']}", expect=204
+    )
     assert (await carol.expect("call.cancelled"))["reason"] == "cancelled"
     _, calls = await carol.request("GET", "/v1/calls", expect=200)
     assert calls["calls"] == []

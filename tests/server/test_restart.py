@@ -61,8 +61,9 @@ async def test_live_call_and_records_survive_restart(start: Start, config: Confi
 async def test_ringing_call_still_times_out_after_restart(start: Start, tmp_path: Any) -> None:
     from softphone.config import parse_config
 
-    config = parse_config(f'[server]\ndata_dir = "{tmp_path}"\nring_timeout = 1.5\n'
-                          'resume_window = 30\n')
+    config = parse_config(
+        f'[server]\ndata_dir = "{tmp_path}"\nring_timeout = 1.5\nresume_window = 30\n'
+    )
     first = await start(config)
     alice = await Party(first, "alice").online()
     await Party(first, "bob").online()
@@ -72,14 +73,19 @@ async def test_ringing_call_still_times_out_after_restart(start: Start, tmp_path
     alice = _rebind(alice, second)
     await alice.connect()
     ended = await alice.expect("call.ended", timeout=5)
-    assert ended == {"type": "call.ended", "call_id": call["id"], "reason": "no_answer",
-                     "seq": ended["seq"]}
+    assert ended == {
+        "type": "call.ended",
+        "call_id": call["id"],
+        "reason": "no_answer",
+        "seq": ended["seq"],
+    }
 
 
 async def test_accounts_survive_restart(start: Start, config: Config) -> None:
     first = await start(config)
-    store: Store = app_of(first)[__import__("softphone.server.services",
-                                            fromlist=["SERVICES"]).SERVICES].store
+    store: Store = app_of(first)[
+        __import__("softphone.server.services", fromlist=["SERVICES"]).SERVICES
+    ].store
     assert {u.name for u in store.list_users()} >= {"alice", "bob", "desk"}
     await first.close()
     second = await start(config)

@@ -40,14 +40,17 @@ ttl = 600
     await alice.login()
     sub = await alice.subscribe()
     turn, stun = sub["ice_servers"]
-    assert turn["urls"] == ["turn:127.0.0.1:3478?transport=udp",
-                            "turn:127.0.0.1:3478?transport=tcp"]
+    assert turn["urls"] == [
+        "turn:127.0.0.1:3478?transport=udp",
+        "turn:127.0.0.1:3478?transport=tcp",
+    ]
     assert stun == {"urls": ["stun:127.0.0.1:3478"]}
     expiry, _, opaque = turn["username"].partition(":")
     assert abs(int(expiry) - (time.time() + 600)) < 5
     assert "alice" not in opaque  # the TURN server's logs learn no user names
-    expected = base64.b64encode(hmac.new(b"s3cret", turn["username"].encode(),
-                                         hashlib.sha1).digest()).decode()
+    expected = base64.b64encode(
+        hmac.new(b"s3cret", turn["username"].encode(), hashlib.sha1).digest()
+    ).decode()
     assert turn["credential"] == expected
     assert sub["ice_ttl"] == 600
 
@@ -59,8 +62,9 @@ async def test_metrics_and_health(party: PartyFactory) -> None:
     await bob.act(call["id"], "answer", {"sdp": SDP})
     await alice.request("POST", "/v1/calls/nope/end", expect=404)
     _, text = await alice.request("GET", "/v1/metrics", expect=200)
-    metrics = dict(line.rsplit(" ", 1) for line in text.splitlines()
-                   if line and not line.startswith("#"))
+    metrics = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
     assert metrics["softphone_call_setups_total"] == "1"
     assert metrics["softphone_calls_total"] == "1"
     assert float(metrics["softphone_live_calls"]) == 1
@@ -76,7 +80,8 @@ async def test_openapi_lists_every_route(party: PartyFactory) -> None:
     assert "/v1/calls/{call_id}/answer" in doc["paths"]
     answer = doc["paths"]["/v1/calls/{call_id}/answer"]["post"]
     assert answer["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
-        "/SdpRequest")
+        "/SdpRequest"
+    )
     assert {"200", "401", "403", "404", "409"} <= set(answer["responses"])
     assert "AnonymousCallRequest" in doc["components"]["schemas"]
 
@@ -140,8 +145,9 @@ async def test_shutdown_closes_websockets_with_1001(config: Config) -> None:
         await server.stop()
 
 
-async def test_removed_account_loses_its_sessions(client: TestClient[Any, Any],
-                                                  party: PartyFactory) -> None:
+async def test_removed_account_loses_its_sessions(
+    client: TestClient[Any, Any], party: PartyFactory
+) -> None:
     bob = await party("bob").online()
     assert app_of(client)[SERVICES].store.remove_user("bob")
     status, error = await bob.request("GET", "/v1/calls")

@@ -114,8 +114,10 @@ def test_wrong_type_in_an_array_table() -> None:
 
 
 def test_error_in_the_second_array_table_points_at_its_line() -> None:
-    text = ('[[realms]]\nname = "a"\nkey_file = "k"\nformat = "v2"\n\n'
-            '[[realms]]\nname = "b"\nkey_file = "k"\nformat = "rot13"\n')
+    text = (
+        '[[realms]]\nname = "a"\nkey_file = "k"\nformat = "v2"\n\n'
+        '[[realms]]\nname = "b"\nkey_file = "k"\nformat = "rot13"\n'
+    )
     assert _error(text).startswith("site.toml:9: key 'realms[1].format': ")
 
 
