@@ -108,24 +108,6 @@ class CallDtmf(ServerFrame, tag="call.dtmf"):
     duration_ms: int
 
 
-ServerFrames = (
-    Welcome
-    | ResumeFailed
-    | ServerPing
-    | ServerPong
-    | ErrorFrame
-    | SubscriptionGone
-    | CallIncoming
-    | CallRinging
-    | CallAnswered
-    | CallRejected
-    | CallCancelled
-    | CallEnded
-    | CallUpdate
-    | CallUpdateAnswer
-    | CallDtmf
-)
-
 Notification = (
     SubscriptionGone
     | CallIncoming
@@ -138,6 +120,8 @@ Notification = (
     | CallUpdateAnswer
     | CallDtmf
 )
+
+ServerFrames = Welcome | ResumeFailed | ServerPing | ServerPong | ErrorFrame | Notification
 
 END_REASONS = (
     "hangup",

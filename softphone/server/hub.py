@@ -389,40 +389,27 @@ class Hub:
     async def _read(
         self, sub: Subscription, ws: web.WebSocketResponse, connection: Connection
     ) -> None:
+        def error(code: ErrorCode, message: str) -> None:
+            # Control frames repeat the current seq: they are never replayed.
+            connection.send(
+                _encoder.encode(ErrorFrame(seq=sub.seq, code=code.value, message=message))
+            )
+
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 try:
                     frame = _client_decoder.decode(msg.data)
                 except msgspec.DecodeError as exc:
-                    connection.send(
-                        _encoder.encode(
-                            ErrorFrame(
-                                seq=sub.seq, code=ErrorCode.VALIDATION.value, message=str(exc)
-                            )
-                        )
-                    )
+                    error(ErrorCode.VALIDATION, str(exc))
                     continue
                 if isinstance(frame, ClientPing):
                     connection.send(_encoder.encode(ServerPong(seq=sub.seq, id=frame.id)))
                 elif isinstance(frame, Hello):
-                    connection.send(
-                        _encoder.encode(
-                            ErrorFrame(
-                                seq=sub.seq,
-                                code=ErrorCode.WRONG_STATE.value,
-                                message="already authenticated on this socket",
-                            )
-                        )
-                    )
+                    error(ErrorCode.WRONG_STATE, "already authenticated on this socket")
             elif msg.type == WSMsgType.BINARY:
-                connection.send(
-                    _encoder.encode(
-                        ErrorFrame(
-                            seq=sub.seq,
-                            code=ErrorCode.VALIDATION.value,
-                            message="binary frames are not part of the protocol; send JSON text",
-                        )
-                    )
+                error(
+                    ErrorCode.VALIDATION,
+                    "binary frames are not part of the protocol; send JSON text",
                 )
             elif msg.type == WSMsgType.ERROR:
                 log.info("websocket error on %s: %s", sub.id, ws.exception())

@@ -119,6 +119,10 @@ _CALL_COLUMNS = (
 )
 
 
+def _user(row: sqlite3.Row) -> User:
+    return User(row["name"], row["password_hash"], bool(row["allow_anonymous"]), row["created_at"])
+
+
 def _call(row: sqlite3.Row) -> Call:
     return Call(
         id=row["id"],
@@ -170,16 +174,11 @@ class Store:
         row = self._db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
         if row is None:
             return None
-        return User(
-            row["name"], row["password_hash"], bool(row["allow_anonymous"]), row["created_at"]
-        )
+        return _user(row)
 
     def list_users(self) -> list[User]:
         rows = self._db.execute("SELECT * FROM users ORDER BY name").fetchall()
-        return [
-            User(r["name"], r["password_hash"], bool(r["allow_anonymous"]), r["created_at"])
-            for r in rows
-        ]
+        return [_user(r) for r in rows]
 
     def update_user(
         self, name: str, *, password_hash: str | None = None, allow_anonymous: bool | None = None
