@@ -50,12 +50,20 @@ fi
 
 extras=""
 [[ $want_test -eq 1 ]] && extras="[test]"
-stamp=".venv/.installed${extras}"
 digest=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$digest" ]]; then
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip \
-        2> >(grep -v "is ignored" >&2)
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}" \
-        2> >(grep -v "is ignored" >&2)
-    echo "$digest" > "$stamp"
+installed() { [[ -f "$1" && "$(cat "$1")" == "$digest" ]]; }
+# A test install includes everything the runtime needs.
+if ! installed ".venv/.installed[test]" && ! { [[ -z "$extras" ]] && installed .venv/.installed; }
+then
+    log=$(mktemp)
+    if ! { .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip &&
+           .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+         } >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        echo "install.sh: pip install failed (output above)" >&2
+        exit 1
+    fi
+    rm -f "$log"
+    echo "$digest" > ".venv/.installed${extras}"
 fi

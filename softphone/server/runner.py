@@ -49,7 +49,6 @@ async def start_server(
 
 async def serve_forever(config: Config, ready: asyncio.Event | None = None) -> None:
     server = await start_server(config)
-    log.info("softphone server listening on %s", server.url)
     print(f"softphone server listening on {server.url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
