@@ -1,0 +1,1 @@
+"""Bots: ordinary clients that answer calls on their own (the echo bot)."""

@@ -1,0 +1,52 @@
+"""The engine's error: a stable SDK-style code (`call:6` invalid state, ...) and a message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Codes after the calling SDK (reference/kandy.md §3.1).
+UNKNOWN = "call:1"
+GENERIC = "call:2"
+MEDIA_INIT = "call:3"
+NOT_SUPPORTED = "call:5"
+INVALID_STATE = "call:6"
+INVALID_PARAM = "call:7"
+INVALID_OFFER = "call:9"
+ANSWER_MISMATCH = "call:11"
+MEDIA_UNAVAILABLE = "media:1"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An error as carried by events (`error` fields)."""
+
+    code: str
+    message: str
+
+
+class EngineError(Exception):
+    """An operation failed; nothing changed unless the message says the call ended."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    @property
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(self.code, self.message)
+
+
+__all__ = [
+    "ANSWER_MISMATCH",
+    "GENERIC",
+    "INVALID_OFFER",
+    "INVALID_PARAM",
+    "INVALID_STATE",
+    "MEDIA_INIT",
+    "MEDIA_UNAVAILABLE",
+    "NOT_SUPPORTED",
+    "UNKNOWN",
+    "EngineError",
+    "ErrorInfo",
+]

@@ -1,0 +1,193 @@
+"""Engine events, named after the calling SDK's events (`call:stateChange`, ...).
+
+Every event is a frozen dataclass with a class-level `name`. The signaling client's connection
+events (`ws:change`, `subscription:change`, `auth:change`, `auth:error`, ...) are passed through
+unchanged (`softphone.client.events`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from softphone.client import events as client_events
+from softphone.engine.errors import ErrorInfo
+from softphone.engine.states import CallState
+
+TrackKind = Literal["audio", "video"]
+DtmfSource = Literal["signaled", "inband"]
+
+
+@dataclass(frozen=True, slots=True)
+class MediaOffered:
+    audio: bool = True
+    video: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousState:
+    state: CallState
+    local_hold: bool
+    remote_hold: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    reason_text: str
+    status_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallStart:
+    name: ClassVar[str] = "call:start"
+    call_id: str
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallReceive:
+    name: ClassVar[str] = "call:receive"
+    call_id: str
+    media_offered: MediaOffered = field(default_factory=MediaOffered)
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallStateChange:
+    """The call's state or a hold flag changed; read the new state with `Engine.get`."""
+
+    name: ClassVar[str] = "call:stateChange"
+    call_id: str
+    previous: PreviousState
+    transition: Transition
+    state: CallState  # the new state (a convenience; the SDK makes you read it)
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallNewTrack:
+    name: ClassVar[str] = "call:newTrack"
+    call_id: str
+    track_id: str
+    kind: TrackKind
+    local: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallTrackEnded:
+    name: ClassVar[str] = "call:trackEnded"
+    call_id: str
+    track_id: str
+    kind: TrackKind
+    local: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallError:
+    name: ClassVar[str] = "call:error"
+    call_id: str | None
+    error: ErrorInfo
+
+
+@dataclass(frozen=True, slots=True)
+class MediaError:
+    name: ClassVar[str] = "media:error"
+    error: ErrorInfo
+    call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSourceMuted:
+    """A track lost its source outside the user's control (device gone, network gap)."""
+
+    name: ClassVar[str] = "media:sourceMuted"
+    call_id: str
+    track_id: str
+    local: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSourceUnmuted:
+    name: ClassVar[str] = "media:sourceUnmuted"
+    call_id: str
+    track_id: str
+    local: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallMediaConnectionChange:
+    """ICE connection state changed (`new`, `checking`, `connected`, `completed`, `failed`,
+    `closed`)."""
+
+    name: ClassVar[str] = "call:mediaConnectionChange"
+    call_id: str
+    previous: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallStatsReceived:
+    name: ClassVar[str] = "call:statsReceived"
+    call_id: str
+    stats: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallDtmf:
+    name: ClassVar[str] = "call:dtmf"
+    call_id: str
+    digits: str
+    source: DtmfSource
+
+
+CallEvent = (
+    CallStart
+    | CallReceive
+    | CallStateChange
+    | CallNewTrack
+    | CallTrackEnded
+    | CallError
+    | MediaError
+    | MediaSourceMuted
+    | MediaSourceUnmuted
+    | CallMediaConnectionChange
+    | CallStatsReceived
+    | CallDtmf
+)
+
+ConnectionEvent = (
+    client_events.WsChange
+    | client_events.SubscriptionChange
+    | client_events.SubscriptionResub
+    | client_events.SubscriptionError
+    | client_events.AuthChange
+    | client_events.AuthError
+)
+
+EngineEvent = CallEvent | ConnectionEvent
+EngineCallback = Callable[[EngineEvent], None]
+
+__all__ = [
+    "CallDtmf",
+    "CallError",
+    "CallEvent",
+    "CallMediaConnectionChange",
+    "CallNewTrack",
+    "CallReceive",
+    "CallStart",
+    "CallStateChange",
+    "CallStatsReceived",
+    "CallTrackEnded",
+    "ConnectionEvent",
+    "DtmfSource",
+    "EngineCallback",
+    "EngineEvent",
+    "MediaError",
+    "MediaOffered",
+    "MediaSourceMuted",
+    "MediaSourceUnmuted",
+    "PreviousState",
+    "TrackKind",
+    "Transition",
+]

@@ -1,0 +1,159 @@
+"""Outgoing calls: make, make_anonymous, and the answer to them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from softphone.client import AnonymousSignaling, SignalingClient
+from softphone.engine import errors
+from softphone.engine.call import CallRecord
+from softphone.engine.core import (
+    EngineCore,
+    S,
+    _error_info,
+    _kind,
+    _new_id,
+    _Res,
+)
+from softphone.engine.errors import EngineError
+from softphone.engine.events import (
+    CallNewTrack,
+    CallStart,
+    MediaOffered,
+)
+from softphone.protocol.models import CallInfo, TokenCredentials
+
+log = logging.getLogger("softphone.engine")
+
+
+class OutgoingCalls(EngineCore):
+    # -- outgoing calls ----------------------------------------------------------------------
+
+    def _signaling(self) -> SignalingClient:
+        if self._client is None:
+            raise EngineError(errors.INVALID_STATE, "engine not started")
+        return self._client
+
+    async def make(
+        self,
+        to: str,
+        *,
+        audio: bool = True,
+        video: bool = False,
+        video_size: tuple[int, int] = (640, 480),
+        display_name: str | None = None,
+    ) -> str:
+        """Start a call to `to`; returns its id at once (`call:start`, Initiating). The call
+        moves to Initiated when the server accepted it, Ringing, then Connected."""
+        client = self._signaling()
+        if not audio and not video:
+            raise EngineError(errors.INVALID_PARAM, "a call needs audio or video")
+        rec = CallRecord(
+            id=_new_id(),
+            from_=client.username,
+            to=to,
+            direction="outgoing",
+            start_time=time.time(),
+            media_offered=MediaOffered(audio, video),
+        )
+        rest = client.rest
+        res = _Res(rest=rest, ice=client.ice_servers)
+
+        async def post(sdp: str) -> CallInfo:
+            return await rest.make_call(
+                to, sdp, audio=audio, video=video, display_name=display_name
+            )
+
+        self._register(rec, res)
+        self._emit(CallStart(rec.id))
+        self._spawn(self._setup_outgoing(rec, res, post, video_size), f"make {rec.id}")
+        return rec.id
+
+    async def make_anonymous(
+        self,
+        to: str,
+        credentials: TokenCredentials | None = None,
+        *,
+        from_: str = "anonymous",
+        audio: bool = True,
+        video: bool = False,
+        video_size: tuple[int, int] = (640, 480),
+        display_name: str | None = None,
+        server_url: str | None = None,
+    ) -> str:
+        """An anonymous call (no login): regular mode (`credentials` None) or token mode."""
+        url = server_url or self._server_url
+        if url is None:
+            raise EngineError(errors.INVALID_PARAM, "no server url (start() or server_url=)")
+        rec = CallRecord(
+            id=_new_id(),
+            from_=from_,
+            to=to,
+            direction="outgoing",
+            start_time=time.time(),
+            media_offered=MediaOffered(audio, video),
+            anonymous=True,
+        )
+        anon = AnonymousSignaling(url, on_event=self._on_anonymous_event)
+        res = _Res(rest=anon.rest, ice=list(self._anonymous_ice), anon=anon)
+
+        async def post(sdp: str) -> CallInfo:
+            return await anon.call(
+                sdp=sdp,
+                to=to,
+                from_=from_,
+                audio=audio,
+                video=video,
+                display_name=display_name,
+                credentials=credentials,
+            )
+
+        self._register(rec, res)
+        self._emit(CallStart(rec.id))
+        self._spawn(self._setup_outgoing(rec, res, post, video_size), f"make {rec.id}")
+        return rec.id
+
+    async def _setup_outgoing(
+        self,
+        rec: CallRecord,
+        res: _Res,
+        post: Callable[[str], Awaitable[CallInfo]],
+        video_size: tuple[int, int],
+    ) -> None:
+        async with rec.lock:
+            if rec.terminal:
+                return
+            try:
+                peer = res.peer = self._new_peer(rec, res)
+                if rec.media_offered.audio:
+                    res.source = self._open_source(rec)
+                    self._apply_mute(rec, res)
+                peer.add_track("audio", res.source)
+                if rec.media_offered.video:
+                    res.video = self._open_video(video_size)
+                    peer.add_track("video", res.video)
+                offer = await peer.create_offer()
+                info = await post(offer.sdp)
+            except Exception as exc:
+                self._emit(CallStart(rec.id, _error_info(exc)))
+                await self._fail(rec, exc)
+                return
+            rec.server_id = info.id
+            self._bind(rec)
+            for track_id, kind in peer.local_tracks().items():
+                rec.local_tracks[track_id] = kind
+                self._emit(CallNewTrack(rec.id, track_id, _kind(kind), True))
+            self._transition(rec, S.INITIATED, "call started")
+
+    async def _answered(self, rec: CallRecord, res: _Res, sdp: str) -> None:
+        assert res.peer is not None
+        try:
+            await res.peer.apply_answer(sdp)
+        except Exception as exc:
+            await self._fail(rec, EngineError(errors.ANSWER_MISMATCH, f"bad answer: {exc}"))
+            return
+        self._transition(rec, S.CONNECTED, "answered")
+        await self._sync_tracks(rec, res)
+        self._after_negotiation(rec, res, "answered")

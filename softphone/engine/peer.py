@@ -1,0 +1,281 @@
+"""The aiortc adapter: one RTCPeerConnection with our tracks, offers/answers, hold directions,
+media connection state and summarised stats. aiortc's camelCase stays inside this module.
+
+- The peer connection is always built with an explicit ICE server list (never aiortc's default
+  public STUN server).
+- Tracks are keyed by the transceiver's mid: `local:audio:0`, `remote:video:1`.
+- Hold is derived from the negotiated SDP: the remote party holds when its description of the
+  audio (or first) m-line does not include `recv` (sendonly or inactive); we hold when we put
+  sendonly/inactive in ours.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.sdp import SessionDescription
+
+from softphone.protocol.models import IceServer
+
+log = logging.getLogger("softphone.engine.peer")
+
+StateCallback = Callable[[str, str], None]  # previous, new
+
+
+def sdp_directions(sdp: str) -> list[tuple[str, str]]:
+    """(kind, direction) of each audio/video m-line of an SDP."""
+    parsed = SessionDescription.parse(sdp)
+    kinds = ("audio", "video")
+    return [(m.kind, m.direction or "sendrecv") for m in parsed.media if m.kind in kinds]
+
+
+def holds(sdp: str | None) -> bool:
+    """Whether the side that wrote `sdp` holds: its first m-line does not receive."""
+    if not sdp:
+        return False
+    dirs = sdp_directions(sdp)
+    if not dirs:
+        return False
+    audio = [d for k, d in dirs if k == "audio"]
+    direction = audio[0] if audio else dirs[0][1]
+    return "recv" not in direction
+
+
+def ice_ufrags(sdp: str | None) -> set[str]:
+    if not sdp:
+        return set()
+    parsed = SessionDescription.parse(sdp)
+    return {m.ice.usernameFragment for m in parsed.media if m.ice and m.ice.usernameFragment}
+
+
+def media_kinds(sdp: str) -> set[str]:
+    return {kind for kind, direction in sdp_directions(sdp) if direction != "inactive"}
+
+
+# Our summary's keys per RTCStats type, from aiortc's attribute names.
+_STAT_FIELDS: dict[str, dict[str, str]] = {
+    "outbound-rtp": {"bytes_sent": "bytesSent", "packets_sent": "packetsSent"},
+    "inbound-rtp": {
+        "bytes_received": "bytesReceived",
+        "packets_received": "packetsReceived",
+        "packets_lost": "packetsLost",
+        "jitter": "jitter",
+    },
+    "remote-inbound-rtp": {
+        "round_trip_time": "roundTripTime",
+        "remote_packets_lost": "packetsLost",
+        "remote_jitter": "jitter",
+    },
+}
+
+
+class Peer:
+    """One RTCPeerConnection and the tracks we send on it."""
+
+    def __init__(
+        self,
+        ice_servers: Sequence[IceServer],
+        *,
+        on_connection_state: StateCallback | None = None,
+    ) -> None:
+        config = RTCConfiguration(
+            iceServers=[
+                RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+                for s in ice_servers
+            ]
+        )
+        self.pc = RTCPeerConnection(configuration=config)
+        self._ice_state = "new"
+        self._on_state = on_connection_state
+        self._hold = False
+        self._closed = False
+        self.pc.on("iceconnectionstatechange", self._ice_changed)
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def ice_state(self) -> str:
+        return self._ice_state
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _ice_changed(self) -> None:
+        previous, self._ice_state = self._ice_state, self.pc.iceConnectionState
+        if previous != self._ice_state and self._on_state is not None:
+            self._on_state(previous, self._ice_state)
+
+    @property
+    def local_sdp(self) -> str | None:
+        desc = self.pc.localDescription
+        return desc.sdp if desc is not None else None
+
+    @property
+    def remote_sdp(self) -> str | None:
+        desc = self.pc.remoteDescription
+        return desc.sdp if desc is not None else None
+
+    @property
+    def local_hold(self) -> bool:
+        """We hold: what we put in our offers and answers (sendonly/inactive). Not read back
+        from our answer, which also reflects the remote's offer (an `inactive` re-offer from a
+        holding peer makes our answer inactive without us holding)."""
+        return self._hold
+
+    @property
+    def remote_hold(self) -> bool:
+        return holds(self.remote_sdp)
+
+    def transceivers(self) -> list[RTCRtpTransceiver]:
+        return list(self.pc.getTransceivers())
+
+    def local_tracks(self) -> dict[str, str]:
+        """track id -> kind of what we send (or would send if not held)."""
+        found = {}
+        for t in self.transceivers():
+            if t.sender.track is not None and t.mid is not None and not t.stopped:
+                found[f"local:{t.kind}:{t.mid}"] = t.kind
+        return found
+
+    def remote_tracks(self) -> dict[str, tuple[str, MediaStreamTrack]]:
+        """track id -> (kind, track) the remote sends us per the negotiated directions."""
+        found: dict[str, tuple[str, MediaStreamTrack]] = {}
+        for t in self.transceivers():
+            track = t.receiver.track
+            direction = t.currentDirection or ""
+            if track is not None and t.mid is not None and "recv" in direction:
+                found[f"remote:{t.kind}:{t.mid}"] = (t.kind, track)
+        return found
+
+    # -- tracks and directions ---------------------------------------------------------------
+
+    def _direction(self, has_track: bool) -> str:
+        if self._hold:
+            return "sendonly" if has_track else "inactive"
+        return "sendrecv" if has_track else "recvonly"
+
+    def add_track(self, kind: str, track: MediaStreamTrack | None) -> RTCRtpTransceiver:
+        """Add a transceiver (offerer side) sending `track` (None: receive only)."""
+        transceiver = self.pc.addTransceiver(kind, direction=self._direction(track is not None))
+        if track is not None:
+            transceiver.sender.replaceTrack(track)
+        return transceiver
+
+    def set_track(self, kind: str, track: MediaStreamTrack | None) -> bool:
+        """Send `track` (None: stop sending) on the first transceiver of `kind`; False if the
+        call has no such transceiver."""
+        for t in self.transceivers():
+            if t.kind == kind and not t.stopped:
+                t.sender.replaceTrack(track)
+                t.direction = self._direction(track is not None)
+                return True
+        return False
+
+    def has_kind(self, kind: str) -> bool:
+        return any(t.kind == kind and not t.stopped for t in self.transceivers())
+
+    def set_hold(self, hold: bool) -> None:
+        """Set the directions of our next offer or answer: held → sendonly/inactive."""
+        self._hold = hold
+        for t in self.transceivers():
+            if not t.stopped:
+                t.direction = self._direction(t.sender.track is not None)
+
+    # -- negotiation -------------------------------------------------------------------------
+
+    async def create_offer(self) -> RTCSessionDescription:
+        """An offer (with candidates) not yet applied: apply it with `apply_local` once the
+        server accepted it, so a refused re-offer (glare) leaves nothing to roll back."""
+        offer = await self.pc.createOffer()
+        if self.pc.localDescription is None:
+            # First offer: aiortc gathers candidates in setLocalDescription.
+            await self.pc.setLocalDescription(offer)
+            local = self.pc.localDescription
+            assert local is not None
+            return local
+        return offer
+
+    async def apply_local(self, offer: RTCSessionDescription) -> None:
+        if self.pc.signalingState == "have-local-offer":
+            return  # the first offer was applied by create_offer
+        await self.pc.setLocalDescription(offer)
+
+    async def answer(
+        self,
+        offer_sdp: str,
+        tracks: Mapping[str, MediaStreamTrack | None],
+        *,
+        echo: Callable[[MediaStreamTrack], MediaStreamTrack] | None = None,
+    ) -> str:
+        """Apply a remote offer and return our answer; `tracks` by kind are attached to
+        transceivers that have no track yet (None: receive only). With `echo`, a transceiver
+        without a track sends `echo(remote track)` instead (the echo bot)."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for t in self.transceivers():
+            if t.stopped or t.sender.track is not None:
+                pass
+            elif tracks.get(t.kind) is not None:
+                t.sender.replaceTrack(tracks[t.kind])
+            elif echo is not None and t.receiver.track is not None:
+                t.sender.replaceTrack(echo(t.receiver.track))
+            if t.stopped:
+                continue
+            t.direction = self._direction(t.sender.track is not None)
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        local = self.pc.localDescription
+        assert local is not None
+        return local.sdp
+
+    async def apply_answer(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    # -- stats and closing -------------------------------------------------------------------
+
+    async def stats(self) -> dict[str, Any]:
+        """A plain summary: per kind, codec, bytes/packets sent and received, packets lost,
+        jitter, round trip time; plus the ICE connection state."""
+        report = await self.pc.getStats()
+        codecs: dict[str, str] = {}
+        if self.remote_sdp:
+            for m in SessionDescription.parse(self.remote_sdp).media:
+                if m.kind in ("audio", "video") and m.rtp.codecs and m.kind not in codecs:
+                    codecs[m.kind] = m.rtp.codecs[0].mimeType
+        summary: dict[str, Any] = {"ice_state": self._ice_state}
+        for stat in report.values():
+            kind = getattr(stat, "kind", None)
+            if kind not in ("audio", "video"):
+                continue
+            entry = summary.setdefault(kind, {"codec": codecs.get(kind)})
+            fields = _STAT_FIELDS.get(stat.type, {})
+            for ours, theirs in fields.items():
+                value = getattr(stat, theirs, None)
+                if value is not None:
+                    entry[ours] = value
+        return summary
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.pc.close()
+        except Exception:  # closing must never raise into a teardown path
+            log.exception("closing the peer connection failed")
+        previous, self._ice_state = self._ice_state, "closed"
+        if previous != "closed" and self._on_state is not None:
+            self._on_state(previous, "closed")
+
+
+__all__ = ["Peer", "holds", "ice_ufrags", "media_kinds", "sdp_directions"]

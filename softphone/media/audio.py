@@ -1,0 +1,90 @@
+"""Audio sources and sinks for calls, and the spec strings that choose them.
+
+Format everywhere: 48 kHz mono s16 in 20 ms (960-sample) blocks. The classes live in small
+modules by concern; this module is the one the engine imports.
+"""
+
+from __future__ import annotations
+
+from softphone.media.audio_device import DeviceSink, DeviceSource
+from softphone.media.audio_file import WavSink, WavSource, read_audio_file
+from softphone.media.audio_sink import AudioSink, MemorySink, NullSink, to_mono
+from softphone.media.audio_source import AudioSource, SilenceSource, SourceStats, ToneSource
+from softphone.media.constants import BLOCK, SAMPLE_RATE
+from softphone.media.errors import MediaUnavailable
+
+__all__ = [
+    "BLOCK",
+    "SAMPLE_RATE",
+    "AudioSink",
+    "AudioSource",
+    "DeviceSink",
+    "DeviceSource",
+    "MediaUnavailable",
+    "MemorySink",
+    "NullSink",
+    "SilenceSource",
+    "SourceStats",
+    "ToneSource",
+    "WavSink",
+    "WavSource",
+    "open_sink",
+    "open_source",
+    "read_audio_file",
+    "to_mono",
+]
+
+
+def _device(spec: str) -> str | int | None:
+    """ "default"/"device" -> PortAudio's default, digits -> an index, else a device name."""
+    if spec in ("default", "device"):
+        return None
+    if spec.startswith("device:"):
+        return _device(spec.removeprefix("device:") or "default")
+    return int(spec) if spec.isdigit() else spec
+
+
+def _file(spec: str) -> str | None:
+    """The path of a file spec: "wav:PATH" (any format FFmpeg reads) or a path ending .wav."""
+    if spec.startswith("wav:"):
+        return spec.removeprefix("wav:")
+    return spec if spec.lower().endswith(".wav") else None
+
+
+def open_source(spec: str) -> AudioSource:
+    """Make the outgoing audio from a spec.
+
+    "tone" / "tone:<Hz>", "silence" (or "null"), "wav:PATH" or a path ending in .wav,
+    "default" / "device" / "device:NAME", or a device name or index. Raises MediaUnavailable
+    (one sentence) for a missing library, device or file, and ValueError for a malformed
+    spec. Device sources must be opened on the call's event loop (they deliver onto it).
+    """
+    spec = spec.strip()
+    kind, _, arg = spec.partition(":")
+    if kind == "tone":
+        try:
+            return ToneSource(float(arg)) if arg else ToneSource()
+        except ValueError:
+            raise ValueError(f"bad tone frequency in audio source {spec!r}") from None
+    if spec in ("silence", "null"):
+        return SilenceSource()
+    path = _file(spec)
+    if path is not None:
+        return WavSource(path)
+    if not spec:
+        raise ValueError("empty audio source spec")
+    return DeviceSource(_device(spec))
+
+
+def open_sink(spec: str) -> AudioSink:
+    """Make the incoming-audio sink: "null", "wav:PATH" or a path ending .wav, or a device
+    ("default", "device", "device:NAME", a name or an index)."""
+    spec = spec.strip()
+    if spec in ("null", "silence"):
+        return NullSink()
+    path = _file(spec)
+    if path is not None:
+        return WavSink(path)
+    if not spec:
+        raise ValueError("empty audio sink spec")
+    return DeviceSink(_device(spec))

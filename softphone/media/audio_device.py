@@ -1,0 +1,217 @@
+"""Microphone and speaker through PortAudio callback streams.
+
+PortAudio calls us on its own thread. Capture hands each block to the event loop with
+call_soon_threadsafe into a bounded queue; playback pulls from a locked FIFO. Both drop the
+oldest audio when full (latency must not grow without bound) and count what they dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from softphone.media._portaudio import load_sounddevice
+from softphone.media.audio_sink import AudioSink, Pcm
+from softphone.media.audio_source import AudioSource
+from softphone.media.constants import BLOCK, SAMPLE_RATE
+from softphone.media.errors import MediaUnavailable
+
+QUEUE_BLOCKS = 10  # 200 ms hard bound: more buffered audio than this is latency, not smoothing
+# Capture: blocks waiting beyond this when aiortc asks for one are stale (the mic ran before
+# the call was answered); sending them would add their length to the call's latency for good.
+MAX_CAPTURE_BACKLOG = 2
+# Playback: the FIFO level is set by when the network and the device happened to start (the
+# ALSA pulse plugin starts output ~1.7 s late), not by jitter. If it never fell below this for
+# a whole half second, the surplus is standing latency and is dropped.
+PLAYBACK_CUSHION = 2 * BLOCK
+TRIM_EVERY = 25  # callbacks, i.e. half a second
+
+Device = str | int | None
+
+
+def _check_device(sd: Any, device: Device, kind: str) -> None:
+    try:
+        sd.query_devices(device, kind=kind)
+    except (ValueError, sd.PortAudioError) as exc:
+        what = "default" if device is None else repr(device)
+        raise MediaUnavailable(f"No usable audio {kind} device {what} ({exc}).") from exc
+
+
+def _close(stream: Any) -> None:
+    """abort(), not stop(): stop() would block the event loop until queued audio has played."""
+    if stream is not None:
+        with contextlib.suppress(Exception):
+            stream.abort()
+        with contextlib.suppress(Exception):
+            stream.close()
+
+
+class DeviceSource(AudioSource):
+    """Microphone capture, opened and started at once (the first block takes ~1.7 s)."""
+
+    def __init__(
+        self, device: Device = None, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        super().__init__()
+        sd = load_sounddevice()
+        _check_device(sd, device, "input")
+        self._loop: asyncio.AbstractEventLoop = loop or asyncio.get_running_loop()
+        self._queue: asyncio.Queue[Pcm] = asyncio.Queue(maxsize=QUEUE_BLOCKS)
+        self.overflows = 0  # PortAudio's own input overflow flags
+        self._stream: Any = None
+        try:
+            self._stream = sd.InputStream(
+                samplerate=SAMPLE_RATE,
+                blocksize=BLOCK,
+                channels=1,
+                dtype="int16",
+                device=device,
+                latency="low",
+                callback=self._callback,
+            )
+            self._stream.start()
+        except (ValueError, sd.PortAudioError) as exc:
+            _close(self._stream)
+            raise MediaUnavailable(f"Cannot open the microphone {device!r}: {exc}.") from exc
+
+    def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
+        if status.input_overflow:
+            self.overflows += 1
+        block = np.array(indata[:, 0], dtype=np.int16)
+        # RuntimeError: the loop is closed, the call is over and nobody reads this anyway.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._put, block)
+
+    @property
+    def backlog(self) -> int:
+        """Captured blocks waiting to be sent."""
+        return self._queue.qsize()
+
+    def _put(self, block: Pcm) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.stats.drops += 1
+        self._queue.put_nowait(block)
+
+    async def _next_block(self) -> Pcm:
+        # Paced by the device clock; blocks are BLOCK long because we asked for that size.
+        block = await self._queue.get()
+        while self._queue.qsize() > MAX_CAPTURE_BACKLOG:
+            block = self._queue.get_nowait()
+            self.stats.drops += 1
+        if block.size != BLOCK:
+            block = np.resize(block, BLOCK)
+        return block
+
+    def stop(self) -> None:
+        super().stop()
+        stream, self._stream = self._stream, None
+        _close(stream)
+
+
+class DeviceSink(AudioSink):
+    """Speaker playback; plays silence when the network has nothing for it (underrun)."""
+
+    def __init__(self, device: Device = None, on_pcm: Callable[[Pcm], None] | None = None) -> None:
+        super().__init__(on_pcm)
+        sd = load_sounddevice()
+        _check_device(sd, device, "output")
+        self._lock = threading.Lock()
+        self._fifo: collections.deque[Pcm] = collections.deque()
+        self._offset = 0  # samples of _fifo[0] already played
+        self._buffered = 0  # samples in the FIFO not yet played
+        self._low_water = 0  # least buffered seen since the last trim check
+        self._callbacks = 0
+        self.drops = 0  # blocks dropped because the FIFO was full
+        self.trimmed = 0  # samples dropped as standing latency
+        self.underruns = 0
+        self._stream: Any = None
+        try:
+            self._stream = sd.OutputStream(
+                samplerate=SAMPLE_RATE,
+                blocksize=BLOCK,
+                channels=1,
+                dtype="int16",
+                device=device,
+                latency="low",
+                callback=self._callback,
+            )
+            self._stream.start()
+        except (ValueError, sd.PortAudioError) as exc:
+            _close(self._stream)
+            raise MediaUnavailable(f"Cannot open the speaker {device!r}: {exc}.") from exc
+
+    def write(self, pcm: Pcm) -> None:
+        with self._lock:
+            self._fifo.append(pcm)
+            self._buffered += pcm.size
+            while len(self._fifo) > QUEUE_BLOCKS:
+                self._buffered -= self._fifo.popleft().size - self._offset
+                self._offset = 0
+                self.drops += 1
+
+    def flush(self) -> None:
+        """Forget queued audio (e.g. on hold or resume) and restart the latency watch."""
+        with self._lock:
+            self._fifo.clear()
+            self._offset = self._buffered = self._low_water = self._callbacks = 0
+
+    @property
+    def buffered_ms(self) -> float:
+        """Audio waiting in our FIFO (PortAudio's own buffer comes on top)."""
+        return self._buffered * 1000 / SAMPLE_RATE
+
+    def _skip(self, count: int) -> None:
+        """Discard the oldest ``count`` samples of the FIFO (lock held)."""
+        while count > 0 and self._fifo:
+            head = self._fifo[0]
+            take = min(count, head.size - self._offset)
+            self._offset += take
+            self._buffered -= take
+            count -= take
+            if self._offset >= head.size:
+                self._fifo.popleft()
+                self._offset = 0
+
+    def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+        out = outdata[:, 0]
+        filled = 0
+        with self._lock:
+            self._trim_standing_latency()
+            while filled < frames and self._fifo:
+                head = self._fifo[0]
+                take = min(frames - filled, head.size - self._offset)
+                out[filled : filled + take] = head[self._offset : self._offset + take]
+                filled += take
+                self._offset += take
+                self._buffered -= take
+                if self._offset >= head.size:
+                    self._fifo.popleft()
+                    self._offset = 0
+        if filled < frames:
+            out[filled:] = 0
+            if self.frames:  # silence before the first frame is not an underrun
+                self.underruns += 1
+
+    def _trim_standing_latency(self) -> None:
+        """Every TRIM_EVERY callbacks, drop what the FIFO held throughout beyond the cushion."""
+        if self._callbacks == 0:
+            self._low_water = self._buffered
+        self._low_water = min(self._low_water, self._buffered)
+        self._callbacks += 1
+        if self._callbacks % TRIM_EVERY == 0:
+            surplus = self._low_water - PLAYBACK_CUSHION
+            if surplus > 0:
+                self._skip(surplus)
+                self.trimmed += surplus
+            self._low_water = self._buffered
+
+    def close(self) -> None:
+        stream, self._stream = self._stream, None
+        _close(stream)
