@@ -12,9 +12,10 @@ want_test=0
 # System packages. Kept in one list so CI and a new machine install the same things.
 # libportaudio2: sounddevice's native library (without it `import sounddevice` raises OSError).
 # The PulseAudio packages give the tests a real virtual sound card (a null sink).
+# chromium: the browser the page tests (tests/web) drive through Playwright's driver.
 APT_RUNTIME=(libportaudio2)
 APT_PYTHON=(python3 python3-venv python3-pip)
-APT_TEST=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils)
+APT_TEST=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils chromium)
 
 apt_install() {
     local missing=()

@@ -67,6 +67,14 @@ class RealmSection(Section, kw_only=True):
     accounts: list[str] = msgspec.field(default_factory=list)
 
 
+class DemoSection(Section):
+    enabled: bool = False
+    realm: str = ""
+    caller: str = "guest"
+    callee: str = ""
+    account: str = ""
+
+
 class Config(Section):
     server: ServerSection = msgspec.field(default_factory=ServerSection)
     rate_limits: RateLimitSection = msgspec.field(default_factory=RateLimitSection)
@@ -74,6 +82,7 @@ class Config(Section):
     turn: TurnSection = msgspec.field(default_factory=TurnSection)
     anonymous: AnonymousSection = msgspec.field(default_factory=AnonymousSection)
     realms: list[RealmSection] = msgspec.field(default_factory=list)
+    demo: DemoSection = msgspec.field(default_factory=DemoSection)
 
 
 class ConfigError(Exception):
@@ -209,3 +218,10 @@ def _check_values(config: Config, text: str, source: str) -> None:
         if realm.name in names:
             fail(["realms", index, "name"], f"realm name {realm.name!r} is used twice")
         names.add(realm.name)
+    demo = config.demo
+    if demo.enabled:
+        if demo.realm not in names:
+            fail(["demo", "realm"], "must name a realm of a [[realms]] table when demo is enabled")
+        for key in ("callee", "account", "caller"):
+            if not getattr(demo, key):
+                fail(["demo", key], "must be set when demo is enabled")

@@ -12,7 +12,13 @@ from pathlib import Path
 from aiohttp import web
 
 from softphone.config import Config, default_data_dir
-from softphone.server import routes_anonymous, routes_calls, routes_misc, routes_sessions
+from softphone.server import (
+    routes_anonymous,
+    routes_calls,
+    routes_misc,
+    routes_sessions,
+    routes_web,
+)
 from softphone.server.anonymous import AnonymousService, load_realms
 from softphone.server.api import ENDPOINTS
 from softphone.server.auth import Sessions
@@ -28,7 +34,7 @@ from softphone.server.store import Store
 log = logging.getLogger("softphone.server")
 
 # Importing the route modules registers their endpoints.
-ROUTE_MODULES = (routes_sessions, routes_calls, routes_anonymous, routes_misc)
+ROUTE_MODULES = (routes_sessions, routes_calls, routes_anonymous, routes_misc, routes_web)
 SWEEP_INTERVAL = 1.0
 
 
@@ -103,6 +109,7 @@ def build_app(config: Config, store: Store | None = None) -> web.Application:
     app[METRICS_KEY] = services.metrics
     for e in ENDPOINTS:
         app.router.add_route(e.method, e.path, e.handler)
+    routes_web.setup_web(app, config)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_websockets)
     return app

@@ -364,7 +364,7 @@ CASES: list[Case] = [
     _history("offset-word", "offset=x"),
     # routing
     Case("unknown-route", "GET", "/v1/nope", None, None, NOT_FOUND),
-    Case("unknown-root", "GET", "/", None, None, NOT_FOUND),
+    Case("unknown-root", "GET", "/nope", None, None, NOT_FOUND),  # "/" redirects to /web/
     Case("unknown-version", "GET", "/v2/health", None, None, NOT_FOUND),
     Case("unknown-action", "POST", RINGING + "/explode", "alice", None, NOT_FOUND),
     Case("trailing-slash", "GET", "/v1/health/", None, None, NOT_FOUND),

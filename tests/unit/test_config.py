@@ -63,6 +63,7 @@ def test_example_documents_every_key() -> None:
         "turn",
         "anonymous",
         "realms",
+        "demo",
     }
     for name, struct, array in sections:
         body = _section_text(text, name, array)
