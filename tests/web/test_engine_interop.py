@@ -77,3 +77,59 @@ async def test_engine_and_page_call_and_hold_both_ways(
     await row(bob, 2).locator("button.end").click()
     await until(lambda: engine.get(incoming.id).state == CallState.ENDED)
     await assert_no_secrets(bob)
+
+
+async def test_page_video_call_to_engine_carries_chromes_media(
+    browser: Any, web_server: RunningServer, alice_engine: Engine
+) -> None:
+    """Chrome's fake devices reach our engine: the ~400 Hz beeps and the video test card."""
+    import numpy as np
+
+    from softphone.media.analysis import dominant_frequency, rms
+
+    engine = alice_engine
+    pcm: list[np.ndarray[Any, Any]] = []
+    frames: list[Any] = []
+    engine.add_pcm_listener(lambda _call, block: pcm.append(block.copy()))
+    engine.add_video_listener(lambda _call, frame: frames.append(frame))
+    bob, _ = await login(browser, web_server, "bob")
+    await bob.set_checked("#make-with-video", True)
+    await bob.fill("#callee", "alice")
+    await bob.click("#make-call")
+    await until(lambda: any(c.direction == "incoming" for c in engine.get_all()))
+    incoming = next(c for c in engine.get_all() if c.direction == "incoming")
+    assert incoming.media_offered.video
+    await engine.answer(incoming.id, video=True)
+    await wait_state(bob, "Connected")
+    pcm.clear()
+    frames.clear()
+    await asyncio.sleep(3.0)
+    audio = np.concatenate(pcm)
+    blocks = audio[: len(audio) // 960 * 960].reshape(-1, 960)
+    loud = np.array([rms(b) > 0.05 for b in blocks])
+    onsets = int(np.count_nonzero(loud[1:] & ~loud[:-1]))
+    assert 4 <= onsets <= 8, onsets  # one beep every 500 ms for 3 s
+    beep = np.concatenate([b for b, hot in zip(blocks, loud, strict=True) if hot])
+    assert 300 <= dominant_frequency(beep) <= 1000
+    assert len(frames) >= 20, len(frames)  # Chrome sends its test card at about 20 fps
+    assert (frames[-1].width, frames[-1].height) == (640, 480)
+    await media_flows(bob, str(await row(bob).get_attribute("data-call-id")), video=True)
+    await engine.end(incoming.id)
+    await wait_state(bob, "Ended")
+
+
+async def test_page_rejects_an_engine_call(
+    browser: Any, web_server: RunningServer, alice_engine: Engine
+) -> None:
+    from softphone.engine.events import CallStateChange
+
+    engine = alice_engine
+    states: list[CallState] = []
+    engine.subscribe(lambda e: states.append(e.state) if isinstance(e, CallStateChange) else None)
+    bob, _ = await login(browser, web_server, "bob")
+    out = await engine.make("bob")
+    await row(bob).locator("button.reject").click()
+    await until(lambda: engine.get(out).state == CallState.ENDED)
+    assert states == [CallState.INITIATED, CallState.RINGING, CallState.ENDED]
+    assert engine.get(out).end_reason == "rejected"
+    await wait_state(bob, "Ended")
