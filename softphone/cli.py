@@ -26,6 +26,7 @@ EPILOG = """examples:
   softphone user add alice                     add a user (password prompted)
   SOFTPHONE_PASSWORD=... softphone user add desk --allow-anonymous
   softphone token --realm demo --account desk --from guest --to desk --key-file key.txt
+  softphone devices                            list audio and video devices
 """
 
 
@@ -102,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     passwd.add_argument(
         "--keep-password", action="store_true", help="change only the anonymous setting"
+    )
+
+    commands.add_parser(
+        "devices",
+        help="list audio and video devices",
+        description="List the audio devices PortAudio sees (by readable name, with the index "
+        "and channel counts) and the video devices. Names and indexes are what "
+        "--audio-in / --audio-out accept.",
+        epilog="examples:\n  softphone devices",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
     token = commands.add_parser(
@@ -258,7 +269,45 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "user": cmd_user, "token": cmd_token}
+def cmd_devices(args: argparse.Namespace) -> int:
+    # Imported here so that the server's commands never load the media stack.
+    from softphone.media.devices import (
+        last_device_problem,
+        list_audio_devices,
+        list_video_devices,
+        portaudio_available,
+    )
+
+    ok, detail = portaudio_available()
+    print(f"Audio ({detail.split(',')[0]}):" if ok else "Audio: unavailable")
+    devices = list_audio_devices() if ok else []
+    for device in devices:
+        roles = [
+            role
+            for role, flag in (
+                ("default input", device.default_input),
+                ("default output", device.default_output),
+            )
+            if flag
+        ]
+        extra = f"  [{', '.join(roles)}]" if roles else ""
+        print(
+            f"  {device.index:>3}  {device.name}  ({device.max_input_channels} in, "
+            f"{device.max_output_channels} out, {device.host_api}){extra}"
+        )
+    if not devices:
+        print(f"  none: {detail if not ok else last_device_problem()}")
+        print("  Calls still work: audio falls back to silence and the null device.")
+    print("Video:")
+    cameras = list_video_devices()
+    for path in cameras:
+        print(f"  {path}")
+    if not cameras:
+        print("  none: no /dev/video* camera; video calls send a moving test pattern instead.")
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "user": cmd_user, "token": cmd_token, "devices": cmd_devices}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
