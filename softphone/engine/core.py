@@ -38,6 +38,8 @@ from softphone.engine.events import (
     EngineCallback,
     EngineEvent,
     MediaError,
+    MediaSourceMuted,
+    MediaSourceUnmuted,
     Transition,
 )
 from softphone.engine.media_kit import MediaKit, default_kit
@@ -53,6 +55,10 @@ PcmListener = Callable[[str, np.ndarray[Any, Any]], None]
 FrameListener = Callable[[str, Any], None]
 DTMF_CHARS = frozenset("0123456789*#ABCDabcd,")
 MAX_ORPHANS = 256
+# Remote audio that stops arriving for this long while connected (and not held) is reported
+# as `media:sourceMuted`; the next audio block reports `media:sourceUnmuted`.
+AUDIO_GAP = 1.0
+_GAP_CHECK = 0.2
 
 
 class _RemoteEnded(Exception):
@@ -74,6 +80,9 @@ class _Res:
     video_sink: Any = None
     video_track: Any = None
     detector: Any = None
+    last_audio: float = 0.0  # monotonic time of the last remote audio block (0: none yet)
+    audio_gap: bool = False  # media:sourceMuted was reported and no audio came since
+    gap_watch: asyncio.Task[None] | None = None
     update_answer: asyncio.Future[str] | None = None
     queue: asyncio.Queue[frames.Notification] = field(default_factory=asyncio.Queue)
     worker: asyncio.Task[None] | None = None
@@ -446,6 +455,10 @@ class EngineCore:
                 source.muted = silent
 
     def _on_pcm(self, rec: CallRecord, res: _Res, pcm: np.ndarray[Any, Any]) -> None:
+        res.last_audio = time.monotonic()
+        if res.audio_gap:
+            res.audio_gap = False
+            self._emit(MediaSourceUnmuted(rec.id, _remote_audio_id(rec), False))
         if res.detector is not None:
             try:
                 digits = res.detector.feed(pcm)
@@ -499,6 +512,9 @@ class EngineCore:
             sink.on_pcm = lambda pcm: self._on_pcm(rec, res, pcm)
             sink.start(audio)
             res.sink, res.sink_track = sink, audio
+            res.last_audio = 0.0  # a gap is only reported once this track has delivered
+            if res.gap_watch is None:
+                res.gap_watch = self._spawn(self._watch_audio(rec, res), f"audio gaps {rec.id}")
         video = next((t for k, t in remote.values() if k == "video"), None)
         if video is not res.video_track and self.kit.video_sink is not None:
             if res.video_sink is not None:
@@ -511,9 +527,24 @@ class EngineCore:
                 res.video_sink = viewer
             res.video_track = video
 
+    async def _watch_audio(self, rec: CallRecord, res: _Res) -> None:
+        """Report remote audio that stops arriving (debounced by AUDIO_GAP) while the call is
+        connected and not held; `_on_pcm` reports it back."""
+        while not rec.terminal:
+            await asyncio.sleep(_GAP_CHECK)
+            if rec.state != S.CONNECTED or rec.local_hold or rec.remote_hold:
+                continue
+            if res.audio_gap or not res.last_audio:
+                continue
+            if time.monotonic() - res.last_audio > AUDIO_GAP:
+                res.audio_gap = True
+                self._emit(MediaSourceMuted(rec.id, _remote_audio_id(rec), False))
+
     def _after_negotiation(self, rec: CallRecord, res: _Res, reason: str) -> None:
         peer = res.peer
         assert peer is not None
+        if res.last_audio:
+            res.last_audio = time.monotonic()  # a fresh grace period after (un)hold or restart
         previous = rec.previous()
         rec.local_hold, rec.remote_hold = peer.local_hold, peer.remote_hold
         self._apply_mute(rec, res)
@@ -548,6 +579,9 @@ class EngineCore:
         res.video_sink = res.video_track = None
         if res.anon is not None:
             await _quietly(res.anon.close())
+        if res.gap_watch is not None and res.gap_watch is not asyncio.current_task():
+            res.gap_watch.cancel()
+        res.gap_watch = None
 
     async def _finish(
         self,
@@ -592,6 +626,10 @@ class EngineCore:
             except (client_errors.ClientError, TimeoutError) as err:
                 log.info("call %s: end after an error failed: %s", rec.id, err)
         await self._finish(rec, S.ENDED, "error", info.message, info)
+
+
+def _remote_audio_id(rec: CallRecord) -> str:
+    return next((t for t, kind in rec.remote_tracks.items() if kind == "audio"), "remote:audio")
 
 
 def _incoming_only(rec: CallRecord, operation: str) -> None:

@@ -76,20 +76,23 @@ class OutgoingCalls(EngineCore):
         to: str,
         credentials: TokenCredentials | None = None,
         *,
-        from_: str = "anonymous",
+        from_: str | None = None,
         audio: bool = True,
         video: bool = False,
         video_size: tuple[int, int] = (640, 480),
         display_name: str | None = None,
         server_url: str | None = None,
     ) -> str:
-        """An anonymous call (no login): regular mode (`credentials` None) or token mode."""
+        """An anonymous call (no login): regular mode (`credentials` None; `from_` defaults to
+        "anonymous") or token mode (the tokens name both parties: `from_`, when given, must
+        match the caller's token, and the call's `from_` becomes the caller the server read
+        from it)."""
         url = server_url or self._server_url
         if url is None:
             raise EngineError(errors.INVALID_PARAM, "no server url (start() or server_url=)")
         rec = CallRecord(
             id=_new_id(),
-            from_=from_,
+            from_=from_ or ("anonymous" if credentials is None else ""),
             to=to,
             direction="outgoing",
             start_time=time.time(),
@@ -100,15 +103,18 @@ class OutgoingCalls(EngineCore):
         res = _Res(rest=anon.rest, ice=list(self._anonymous_ice), anon=anon)
 
         async def post(sdp: str) -> CallInfo:
-            return await anon.call(
+            info = await anon.call(
                 sdp=sdp,
                 to=to,
-                from_=from_,
+                from_=from_ if credentials is not None else rec.from_,
                 audio=audio,
                 video=video,
                 display_name=display_name,
                 credentials=credentials,
             )
+            if credentials is not None:
+                rec.from_ = info.caller
+            return info
 
         self._register(rec, res)
         self._emit(CallStart(rec.id))

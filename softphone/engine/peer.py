@@ -7,11 +7,14 @@ media connection state and summarised stats. aiortc's camelCase stays inside thi
 - Hold is derived from the negotiated SDP: the remote party holds when its description of the
   audio (or first) m-line does not include `recv` (sendonly or inactive); we hold when we put
   sendonly/inactive in ours.
+- Re-offers keep the RTP header extension ids already negotiated (`keep_extmap_ids`): aiortc
+  renumbers them from its own table, which browsers refuse when they made the first offer.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -60,6 +63,53 @@ def ice_ufrags(sdp: str | None) -> set[str]:
 
 def media_kinds(sdp: str) -> set[str]:
     return {kind for kind, direction in sdp_directions(sdp) if direction != "inactive"}
+
+
+_EXTMAP = re.compile(r"^a=extmap:(\d+)(/\w+)? (\S+)(.*)$")
+_MAX_EXTMAP_ID = 255  # two-byte header; 15 is reserved in the one-byte form
+
+
+def keep_extmap_ids(offer: str, negotiated: Sequence[str | None]) -> str:
+    """`offer` with each `a=extmap:` id set to the id already negotiated for its URI.
+
+    aiortc numbers header extensions from its own table in every offer, so after a remote
+    (e.g. Chrome) first offer with other ids, our re-offer would remap them, which browsers
+    refuse ("extension ID reassignment not supported"). The ids come from the negotiated
+    descriptions in order (the remote's first); an extension not negotiated yet gets an id
+    no other extension uses.
+    """
+    known: dict[str, int] = {}
+    for sdp in negotiated:
+        for line in (sdp or "").splitlines():
+            m = _EXTMAP.match(line)
+            if m:
+                known.setdefault(m.group(3), int(m.group(1)))
+    if not known:
+        return offer
+    used = set(known.values())
+    fresh: dict[str, int | None] = {}
+
+    def free_id() -> int | None:
+        for candidate in range(1, _MAX_EXTMAP_ID + 1):
+            if candidate != 15 and candidate not in used:
+                used.add(candidate)
+                return candidate
+        return None
+
+    lines = []
+    for line in offer.split("\r\n"):
+        m = _EXTMAP.match(line)
+        if m:
+            uri = m.group(3)
+            ext_id = known.get(uri)
+            if ext_id is None:
+                if uri not in fresh:
+                    fresh[uri] = free_id()
+                ext_id = fresh[uri]
+            if ext_id is not None:
+                line = f"a=extmap:{ext_id}{m.group(2) or ''} {uri}{m.group(4)}"
+        lines.append(line)
+    return "\r\n".join(lines)
 
 
 # Our summary's keys per RTCStats type, from aiortc's attribute names.
@@ -194,17 +244,31 @@ class Peer:
 
     # -- negotiation -------------------------------------------------------------------------
 
-    async def create_offer(self) -> RTCSessionDescription:
+    async def create_offer(self, keep_ids_of: Sequence[str | None] = ()) -> RTCSessionDescription:
         """An offer (with candidates) not yet applied: apply it with `apply_local` once the
-        server accepted it, so a refused re-offer (glare) leaves nothing to roll back."""
+        server accepted it, so a refused re-offer (glare) leaves nothing to roll back.
+
+        A re-offer keeps the header extension ids already negotiated (`keep_extmap_ids`); a
+        first offer keeps those of `keep_ids_of` (the descriptions of a peer connection this
+        one replaces)."""
+        # createOffer resets each transceiver's header extensions to aiortc's own ids; keep the
+        # negotiated ones (an offer refused for glare is never applied, and no answer resets
+        # them).
+        saved = [(t, list(t._headerExtensions)) for t in self.transceivers()]
         offer = await self.pc.createOffer()
         if self.pc.localDescription is None:
             # First offer: aiortc gathers candidates in setLocalDescription.
             await self.pc.setLocalDescription(offer)
             local = self.pc.localDescription
             assert local is not None
+            if any(keep_ids_of):
+                return RTCSessionDescription(keep_extmap_ids(local.sdp, keep_ids_of), local.type)
             return local
-        return offer
+        for t, extensions in saved:
+            if extensions:
+                t._headerExtensions = extensions
+        sdp = keep_extmap_ids(offer.sdp, [self.remote_sdp, self.local_sdp])
+        return RTCSessionDescription(sdp=sdp, type=offer.type)
 
     async def apply_local(self, offer: RTCSessionDescription) -> None:
         if self.pc.signalingState == "have-local-offer":
@@ -278,4 +342,4 @@ class Peer:
             self._on_state(previous, "closed")
 
 
-__all__ = ["Peer", "holds", "ice_ufrags", "media_kinds", "sdp_directions"]
+__all__ = ["Peer", "holds", "ice_ufrags", "keep_extmap_ids", "media_kinds", "sdp_directions"]

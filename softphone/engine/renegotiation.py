@@ -118,7 +118,7 @@ class Renegotiation(EngineCore):
             if res.video is not None or old.has_kind("video"):
                 new.add_track("video", res.video)
             try:
-                offer = await new.create_offer()
+                offer = await new.create_offer([old.remote_sdp, old.local_sdp])
                 res.peer = new
                 answer = await self._exchange(rec, res, offer.sdp)
                 await new.apply_answer(answer)

@@ -35,7 +35,8 @@ def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
 
 
-def engine_config(tmp_path: Path, ring_timeout: float = 30) -> Config:
+def engine_config(tmp_path: Path, ring_timeout: float = 30, extra: str = "") -> Config:
+    """The test server's config; `extra` is appended (e.g. `[[realms]]` tables)."""
     return parse_config(f"""
 [server]
 data_dir = "{tmp_path}"
@@ -44,6 +45,7 @@ resume_window = 2
 [rate_limits]
 login_per_minute = 1000
 anonymous_per_minute = 1000
+{extra}
 """)
 
 
@@ -160,13 +162,13 @@ ServerFactory = Callable[..., Awaitable[RunningServer]]
 
 @pytest.fixture
 async def start_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
-    """Start a server (options: `ring_timeout`) with the test users and `echo`."""
+    """Start a server (options: `ring_timeout`, `extra` config) with the test users and `echo`."""
     made: list[Servers] = []
 
-    async def start(ring_timeout: float = 30) -> RunningServer:
+    async def start(ring_timeout: float = 30, extra: str = "") -> RunningServer:
         data = tmp_path / f"server{len(made)}"
         data.mkdir()
-        running = Servers(engine_config(data, ring_timeout))
+        running = Servers(engine_config(data, ring_timeout, extra))
         made.append(running)
         srv = await running.start()
         srv.app[SERVICES].store.add_user("echo", _HASH, False)
