@@ -21,6 +21,8 @@ TOKEN_KEY_ENV = "SOFTPHONE_TOKEN_KEY"
 EXIT_USAGE = 2
 
 EPILOG = """examples:
+  softphone                                    the terminal softphone (embedded server + echo)
+  softphone --server http://pbx:8480 --user alice
   softphone serve                              run the server on 127.0.0.1:8480
   softphone serve --host 0.0.0.0 --port 8443   listen on every interface
   softphone user add alice                     add a user (password prompted)
@@ -51,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="config file (default: $SOFTPHONE_CONFIG, then the user config directory)",
     )
+    tui = parser.add_argument_group("the terminal softphone (no COMMAND)")
+    tui.add_argument("--server", metavar="URL", help="server to log in to (default: embedded)")
+    tui.add_argument("--user", metavar="NAME", help="who to log in as")
+    tui.add_argument("--video", action="store_true", default=None, help="offer video on calls")
+    tui.add_argument("--audio-in", metavar="SPEC", help="microphone (see softphone devices)")
+    tui.add_argument("--audio-out", metavar="SPEC", help="speaker (see softphone devices)")
+    tui.add_argument("--log-file", metavar="PATH", help="log file (also native stderr noise)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -307,16 +316,76 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tui_password(config: Config, server_url: str, user: str) -> str | None:
+    if not server_url:
+        return None  # the embedded default keeps its own random passwords
+    if PASSWORD_ENV in os.environ:
+        return os.environ[PASSWORD_ENV]
+    if config.client.password_file:
+        path = Path(config.client.password_file).expanduser()
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise Fail(f"softphone: cannot read {path}: {exc.strerror}", EXIT_USAGE) from exc
+    if not sys.stdin.isatty():
+        raise Fail(f"softphone: no terminal to prompt on; set ${PASSWORD_ENV}", EXIT_USAGE)
+    return getpass.getpass(f"password for {user} on {server_url}: ")
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    import platformdirs
+
+    config = _config(args)
+    client = config.client
+    server_url = args.server if args.server is not None else client.server_url
+    user = args.user or client.user or ("" if server_url else "me")
+    if server_url and not user:
+        raise Fail("softphone: give --user NAME (or set [client] user)", EXIT_USAGE)
+    password = _tui_password(config, server_url, user)
+    log_file = Path(
+        args.log_file
+        or client.log_file
+        or platformdirs.user_log_path("softphone") / "softphone.log"
+    ).expanduser()
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=log_file,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # ALSA and PortAudio write to fd 2 directly: send it to the log, never over the TUI.
+    log_fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    saved_stderr = os.dup(2)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    try:
+        from softphone.tui.app import SoftphoneApp
+        from softphone.tui.options import TuiOptions
+
+        options = TuiOptions(
+            server_url=server_url,
+            user=user,
+            password=password,
+            video=client.video if args.video is None else args.video,
+            audio_in=args.audio_in or client.audio_in,
+            audio_out=args.audio_out or client.audio_out,
+        )
+        SoftphoneApp(options).run()
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+    return 0
+
+
 COMMANDS = {"serve": cmd_serve, "user": cmd_user, "token": cmd_token, "devices": cmd_devices}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
     try:
+        if args.command is None:
+            return cmd_tui(args)
         return COMMANDS[args.command](args)
     except Fail as exc:
         print(exc, file=sys.stderr)

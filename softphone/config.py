@@ -75,7 +75,18 @@ class DemoSection(Section):
     account: str = ""
 
 
+class ClientSection(Section):
+    server_url: str = ""
+    user: str = ""
+    password_file: str = ""
+    audio_in: str = "default"
+    audio_out: str = "default"
+    video: bool = False
+    log_file: str = ""
+
+
 class Config(Section):
+    client: ClientSection = msgspec.field(default_factory=ClientSection)
     server: ServerSection = msgspec.field(default_factory=ServerSection)
     rate_limits: RateLimitSection = msgspec.field(default_factory=RateLimitSection)
     ice: IceSection = msgspec.field(default_factory=IceSection)

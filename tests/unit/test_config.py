@@ -64,6 +64,7 @@ def test_example_documents_every_key() -> None:
         "anonymous",
         "realms",
         "demo",
+        "client",
     }
     for name, struct, array in sections:
         body = _section_text(text, name, array)

@@ -1,0 +1,26 @@
+"""What the TUI needs to start (built by the CLI from arguments and config); no Textual here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TuiOptions:
+    """`server_url` empty means the embedded default (a server and the echo bot in-process)."""
+
+    server_url: str = ""
+    user: str = ""
+    password: str | None = None
+    video: bool = False
+    audio_in: str = "default"
+    audio_out: str = "default"
+    embedded_data_dir: Path | None = None
+    # Passed through to the engine and to its signaling client (tests: fast back-off).
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    client_options: dict[str, Any] = field(default_factory=dict)
+
+
+__all__ = ["TuiOptions"]

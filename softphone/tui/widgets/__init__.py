@@ -1,0 +1,1 @@
+"""The TUI's panes, one per module."""

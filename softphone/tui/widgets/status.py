@@ -1,0 +1,82 @@
+"""The status line: connection state, who you are, and the selected call's media numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+_COLORS = {"connected": "green", "reconnecting": "yellow", "offline": "red", "starting": "cyan"}
+
+
+def describe_stats(stats: dict[str, Any], kbps: float | None) -> str:
+    """`Opus 48 kb/s loss 0 jitter 2 ms RTT 1 ms` from the engine's stats summary."""
+    audio = stats.get("audio") or {}
+    parts: list[str] = []
+    codec = audio.get("codec")
+    if codec:
+        parts.append(str(codec).split("/")[-1])
+    if kbps is not None:
+        parts.append(f"{kbps:.0f} kb/s")
+    lost = audio.get("packets_lost")
+    if lost is not None:
+        parts.append(f"loss {lost}")
+    jitter = audio.get("jitter")
+    if jitter is not None:
+        parts.append(f"jitter {float(jitter) * 1000:.0f} ms")
+    rtt = audio.get("round_trip_time")
+    if rtt is not None:
+        parts.append(f"RTT {float(rtt) * 1000:.0f} ms")
+    return " ".join(parts)
+
+
+class StatusLine(Static):
+    DEFAULT_CSS = """
+    StatusLine { height: 1; background: $panel; padding: 0 1; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__(id="status")
+        self.connection = "starting"
+        self.reason = ""
+        self.identity = ""
+        self.call_info = ""
+
+    def on_mount(self) -> None:
+        self._render_line()
+
+    def set_connection(self, state: str, reason: str = "") -> None:
+        self.connection, self.reason = state, reason
+        self._render_line()
+
+    def set_identity(self, identity: str) -> None:
+        self.identity = identity
+        self._render_line()
+
+    def set_call_info(self, info: str) -> None:
+        if info != self.call_info:
+            self.call_info = info
+            self._render_line()
+
+    @property
+    def plain(self) -> str:
+        return self._line().plain
+
+    def _line(self) -> Text:
+        text = Text()
+        text.append("● ", style=_COLORS.get(self.connection, "white"))
+        text.append(self.connection, style="bold")
+        if self.reason:
+            text.append(f" ({self.reason})")
+        if self.identity:
+            text.append(f"  {self.identity}", style="dim")
+        if self.call_info:
+            text.append(f"  │ {self.call_info}")
+        return text
+
+    def _render_line(self) -> None:
+        self.update(self._line())
+
+
+__all__ = ["StatusLine", "describe_stats"]
