@@ -44,7 +44,9 @@ class DtmfDetector:
 
     Every 10 ms it analyses the last 25 ms (1200 samples: 40 Hz bins separate 697/770 Hz) at
     the eight DTMF frequencies. The single-bin DFTs are what Goertzel computes, done as one
-    matrix product because a per-sample Python loop would be far too slow.
+    vectorised product because a per-sample Python loop would be far too slow. The product is
+    an ``einsum``, never ``@``/``np.dot``: those go to OpenBLAS, whose worker threads then
+    spin for a whole core per process after every 10 ms call (measured: 79% vs 9% CPU).
 
     A window "holds" digit d when the strongest row and column are d's, both are clearly above
     the other rows/columns, the pair carries most of the window's energy (rejects speech and
@@ -77,7 +79,8 @@ class DtmfDetector:
         self.hop = int(self.HOP * rate / SAMPLE_RATE)
         freqs = np.array(ROWS + COLS)
         t = np.arange(self.window) / rate
-        self._basis = np.exp(-2j * np.pi * np.outer(t, freqs))  # (window, 8)
+        phase = 2 * np.pi * np.outer(t, freqs)
+        self._basis = np.ascontiguousarray(np.vstack([np.cos(phase).T, np.sin(phase).T]))
         self._buffer = np.zeros(0, dtype=np.float64)
         self._candidate: str | None = None
         self._run = 0
@@ -90,12 +93,13 @@ class DtmfDetector:
 
     def classify(self, window: npt.NDArray[np.float64]) -> str | None:
         """The digit one analysis window holds, or None."""
-        energy = float(np.dot(window, window))
+        energy = float(np.einsum("i,i->", window, window))
         if energy / window.size < self.min_level**2:
             return None
         # |X(f)|^2 * 2/N relative to the window energy: 1.0 for a lone pure sine, so the
         # row and column shares of a clean DTMF tone add up to about 1.
-        power = np.abs(window @ self._basis) ** 2 * (2.0 / window.size) / energy
+        re_im = np.einsum("ki,i->k", self._basis, window)  # (16,): 8 real parts, 8 imaginary
+        power = (re_im[:8] ** 2 + re_im[8:] ** 2) * (2.0 / window.size) / energy
         rows, cols = power[:4], power[4:]
         r, c = int(np.argmax(rows)), int(np.argmax(cols))
         row_p, col_p = float(rows[r]), float(cols[c])
