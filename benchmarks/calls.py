@@ -375,9 +375,9 @@ async def phase_cpu(server: RunningServer, secs: float, warmup: float) -> dict[s
         "640x480 PatternSource VP8 at 15 fps both ways (the engine's video rate; bare uses the "
         "same source). Engine sides log in to the in-process server; bare sides exchange SDP "
         "through this process's pipes. engine_openblas_num_threads_1 is a diagnostic: the same "
-        "engine with OPENBLAS_NUM_THREADS=1 in its environment (numpy's OpenBLAS worker thread "
-        "busy-waits after every small matrix product, and the engine's in-band DTMF detector "
-        "does one per received 20 ms block: softphone/media/dtmf.py, `window @ self._basis`)",
+        "engine with OPENBLAS_NUM_THREADS=1 in its environment, kept as a guard: numpy's "
+        "OpenBLAS worker thread busy-waits after every BLAS product, so any BLAS call per "
+        "received block (the DTMF detector once did one) shows up here as a gap)",
         "seconds": secs,
     }
     for kind in ("audio", "video_vp8_640x480_15fps"):
