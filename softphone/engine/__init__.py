@@ -3,9 +3,18 @@ and events. `Engine` is the async core (one event loop); `EngineThread` runs it 
 thread behind a thread-safe facade (for the TUI)."""
 
 from softphone.engine.call import Call
+from softphone.engine.devices import DeviceList
 from softphone.engine.engine import Engine
 from softphone.engine.errors import EngineError, ErrorInfo
 from softphone.engine.facade import EngineThread
 from softphone.engine.states import CallState
 
-__all__ = ["Call", "CallState", "Engine", "EngineError", "EngineThread", "ErrorInfo"]
+__all__ = [
+    "Call",
+    "CallState",
+    "DeviceList",
+    "Engine",
+    "EngineError",
+    "EngineThread",
+    "ErrorInfo",
+]

@@ -45,6 +45,8 @@ from softphone.engine.events import (
 from softphone.engine.media_kit import MediaKit, default_kit
 from softphone.engine.peer import Peer
 from softphone.engine.states import UNANSWERED, CallState, check_transition
+from softphone.media.audio_switch import SwitchableSource
+from softphone.media.video import SwitchableVideo
 from softphone.protocol import frames
 from softphone.protocol.models import CallInfo, IceServer
 
@@ -59,6 +61,7 @@ MAX_ORPHANS = 256
 # as `media:sourceMuted`; the next audio block reports `media:sourceUnmuted`.
 AUDIO_GAP = 1.0
 _GAP_CHECK = 0.2
+PATTERN = "pattern"  # the camera spec of the moving test pattern (the default)
 
 
 class _RemoteEnded(Exception):
@@ -98,7 +101,9 @@ class EngineCore:
 
     `audio_in` / `audio_out` are media specs (`"tone"`, `"silence"`, `"wav:PATH"`, `"device"`,
     `"null"`, ...) opened per call; an unavailable device gives a `media:error` event and
-    silence / the null sink instead, and the call goes on.
+    silence / the null sink instead, and the call goes on. `camera` is the video source spec
+    (`"pattern"`, `"default"`, `"/dev/video0"`). All three can be switched mid-call
+    (`set_audio_input` & co., `softphone.engine.devices`).
     """
 
     def __init__(
@@ -106,6 +111,7 @@ class EngineCore:
         *,
         audio_in: str = "tone",
         audio_out: str = "null",
+        camera: str = PATTERN,
         media: MediaKit | None = None,
         ringing_feedback: bool = True,
         update_timeout: float = 10.0,
@@ -115,6 +121,7 @@ class EngineCore:
     ) -> None:
         self.audio_in = audio_in
         self.audio_out = audio_out
+        self.camera = camera
         self._kit = media
         self._ringing_feedback = ringing_feedback
         self._update_timeout = update_timeout
@@ -409,12 +416,13 @@ class EngineCore:
     # -- media plumbing ----------------------------------------------------------------------
 
     def _open_source(self, rec: CallRecord) -> Any:
+        """The call's outgoing audio: switchable mid-call (`set_audio_input`)."""
         kit = self.kit
         try:
-            return kit.open_source(self.audio_in)
+            return SwitchableSource(kit.open_source(self.audio_in))
         except kit.unavailable as exc:
             self._emit(MediaError(ErrorInfo(errors.MEDIA_UNAVAILABLE, str(exc)), rec.id))
-            return kit.silence()
+            return SwitchableSource(kit.silence())
 
     def _open_sink(self, rec: CallRecord) -> Any:
         kit = self.kit
@@ -425,9 +433,22 @@ class EngineCore:
             return kit.null_sink()
 
     def _open_video(self, size: tuple[int, int], fps: int = 15) -> Any:
-        if self.kit.video_source is None:
+        """The call's outgoing video from `camera` (switchable mid-call: `set_camera`); a
+        camera that cannot be opened gives `media:error` and the test pattern."""
+        try:
+            source = self._open_camera(self.camera, size, fps)
+        except self.kit.unavailable as exc:
+            self._emit(MediaError(ErrorInfo(errors.MEDIA_UNAVAILABLE, str(exc))))
+            source = self._open_camera(PATTERN, size, fps)
+        return SwitchableVideo(source, size, fps)
+
+    def _open_camera(self, spec: str, size: tuple[int, int], fps: int) -> Any:
+        kit = self.kit
+        if spec != PATTERN and kit.open_video is not None:
+            return kit.open_video(spec, size[0], size[1], fps)
+        if kit.video_source is None:
             raise EngineError(errors.NOT_SUPPORTED, "no video source available")
-        return self.kit.video_source(size[0], size[1], fps)
+        return kit.video_source(size[0], size[1], fps)
 
     def _new_peer(self, rec: CallRecord, res: _Res) -> Peer:
         peer: Peer
@@ -505,8 +526,9 @@ class EngineCore:
                 self._emit(CallNewTrack(rec.id, track_id, _kind(kind), False))
         audio = next((t for k, t in remote.values() if k == "audio"), None)
         if audio is not None and audio is not res.sink_track:
-            if res.sink is not None:
-                await _quietly(res.sink.stop())
+            old_sink, res.sink = res.sink, None  # no sink to switch while this one stops
+            if old_sink is not None:
+                await _quietly(old_sink.stop())
             sink = self._open_sink(rec)
             if res.detector is None and self._inband_dtmf and self.kit.dtmf_detector is not None:
                 res.detector = self.kit.dtmf_detector()
@@ -572,9 +594,10 @@ class EngineCore:
             if source is not None:
                 with contextlib.suppress(Exception):
                     source.stop()
-        if res.sink is not None:
-            await _quietly(res.sink.stop())
-        res.sink = res.sink_track = None
+        sink, res.sink = res.sink, None
+        if sink is not None:
+            await _quietly(sink.stop())
+        res.sink_track = None
         if res.video_sink is not None:
             await _quietly(res.video_sink.stop())
         res.video_sink = res.video_track = None

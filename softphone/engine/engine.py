@@ -11,15 +11,19 @@ and emits `call:error`.
 from __future__ import annotations
 
 from softphone.engine.controls import Controls
+from softphone.engine.devices import Devices
 from softphone.engine.incoming import IncomingCalls
 from softphone.engine.outgoing import OutgoingCalls
 from softphone.engine.renegotiation import Renegotiation
 
 
-class Engine(OutgoingCalls, IncomingCalls, Renegotiation, Controls):
+class Engine(OutgoingCalls, IncomingCalls, Renegotiation, Controls, Devices):
     """Calls for one user (or anonymous calls), with events after the calling SDK.
 
     `audio_in` / `audio_out` are media specs (`"tone"`, `"silence"`, `"wav:PATH"`, `"device"`,
     `"null"`, ...) opened per call; an unavailable device gives a `media:error` event and
-    silence / the null sink instead, and the call goes on.
+    silence / the null sink instead, and the call goes on. `camera` picks the video source
+    (`"pattern"`, `"default"`, `"/dev/video0"`). `list_devices`, `set_audio_input`,
+    `set_audio_output` and `set_camera` list and switch them, live calls included
+    (`media:deviceChange`).
     """

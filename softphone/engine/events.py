@@ -17,6 +17,7 @@ from softphone.engine.states import CallState
 
 TrackKind = Literal["audio", "video"]
 DtmfSource = Literal["signaled", "inband"]
+DeviceKind = Literal["audio_in", "audio_out", "camera"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,18 @@ class MediaSourceUnmuted:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaDeviceChange:
+    """A device in use changed (`set_audio_input`, `set_audio_output`, `set_camera`): new
+    calls use it, and the live calls in `call_ids` switched to it (no renegotiation)."""
+
+    name: ClassVar[str] = "media:deviceChange"
+    kind: DeviceKind
+    spec: str  # as given: a device name or index, a WAV path, "tone", "null", ...
+    label: str  # readable, for a status line: "tone 440 Hz", the device's name, "file x.wav"
+    call_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class CallMediaConnectionChange:
     """ICE connection state changed (`new`, `checking`, `connected`, `completed`, `failed`,
     `closed`)."""
@@ -151,6 +164,7 @@ CallEvent = (
     | MediaError
     | MediaSourceMuted
     | MediaSourceUnmuted
+    | MediaDeviceChange
     | CallMediaConnectionChange
     | CallStatsReceived
     | CallDtmf
@@ -180,9 +194,11 @@ __all__ = [
     "CallStatsReceived",
     "CallTrackEnded",
     "ConnectionEvent",
+    "DeviceKind",
     "DtmfSource",
     "EngineCallback",
     "EngineEvent",
+    "MediaDeviceChange",
     "MediaError",
     "MediaOffered",
     "MediaSourceMuted",

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from softphone.client.session import PasswordProvider
 from softphone.engine.call import Call
+from softphone.engine.devices import DeviceList
 from softphone.engine.engine import Engine
 from softphone.engine.events import EngineCallback
 from softphone.protocol.models import TokenCredentials
@@ -150,6 +151,20 @@ class EngineThread:
 
     def get_stats(self, call_id: str) -> dict[str, Any]:
         return self._run_coro(self.engine.get_stats(call_id))
+
+    # -- devices -----------------------------------------------------------------------------
+
+    def list_devices(self, *, rescan: bool = False) -> DeviceList:
+        return self._run_coro(self.engine.list_devices(rescan=rescan))
+
+    def set_audio_input(self, spec: str) -> None:
+        self._run_coro(self.engine.set_audio_input(spec))
+
+    def set_audio_output(self, spec: str) -> None:
+        self._run_coro(self.engine.set_audio_output(spec))
+
+    def set_camera(self, spec: str) -> None:
+        self._run_coro(self.engine.set_camera(spec))
 
     def get(self, call_id: str) -> Call:
         return self._call_sync(lambda: self.engine.get(call_id))

@@ -13,23 +13,35 @@ from dataclasses import dataclass
 from aiortc import MediaStreamTrack
 
 from softphone.media.audio import AudioSink, AudioSource, NullSink, SilenceSource
+from softphone.media.audio import check_sink as _check_sink
+from softphone.media.audio import check_source as _check_source
 from softphone.media.audio import open_sink as _open_sink
 from softphone.media.audio import open_source as _open_source
 from softphone.media.dtmf import DtmfDetector
 from softphone.media.errors import MediaUnavailable
-from softphone.media.video import PatternSource, VideoSink
+from softphone.media.video import PatternSource, VideoSink, check_camera, open_video_source
 
 
 @dataclass(frozen=True)
 class MediaKit:
+    """`open_*` raise one of `unavailable` for a spec they cannot use. The `check_*` functions
+    raise the same without opening a device stream or creating a file (they validate
+    `set_audio_input` & co. when no call is live; None: open and close instead). A kit with
+    its own `open_source` specs should bring a matching `check_source`."""
+
     open_source: Callable[[str], AudioSource]
     open_sink: Callable[[str], AudioSink]
     silence: Callable[[], AudioSource]
     null_sink: Callable[[], AudioSink]
     dtmf_detector: Callable[[], DtmfDetector] | None
-    video_source: Callable[[int, int, int], MediaStreamTrack] | None
+    video_source: Callable[[int, int, int], MediaStreamTrack] | None  # the test pattern
     video_sink: Callable[[], VideoSink] | None
     unavailable: tuple[type[BaseException], ...]
+    # Cameras by spec (`set_camera`): (spec, width, height, fps); None: the pattern only.
+    open_video: Callable[[str, int, int, int], MediaStreamTrack] | None = None
+    check_source: Callable[[str], None] | None = None
+    check_sink: Callable[[str], None] | None = None
+    check_camera: Callable[[str], None] | None = None
 
 
 def default_kit() -> MediaKit:
@@ -43,6 +55,10 @@ def default_kit() -> MediaKit:
         video_source=PatternSource,
         video_sink=VideoSink,
         unavailable=(MediaUnavailable, ValueError),
+        open_video=open_video_source,
+        check_source=_check_source,
+        check_sink=_check_sink,
+        check_camera=check_camera,
     )
 
 

@@ -6,10 +6,14 @@ modules by concern; this module is the one the engine imports.
 
 from __future__ import annotations
 
-from softphone.media.audio_device import DeviceSink, DeviceSource
+import os
+from typing import Literal
+
+from softphone.media.audio_device import DeviceSink, DeviceSource, check_device, device_name
 from softphone.media.audio_file import WavSink, WavSource, read_audio_file
 from softphone.media.audio_sink import AudioSink, MemorySink, NullSink, to_mono
 from softphone.media.audio_source import AudioSource, SilenceSource, SourceStats, ToneSource
+from softphone.media.audio_switch import SwitchableSource
 from softphone.media.constants import BLOCK, SAMPLE_RATE
 from softphone.media.errors import MediaUnavailable
 
@@ -25,9 +29,13 @@ __all__ = [
     "NullSink",
     "SilenceSource",
     "SourceStats",
+    "SwitchableSource",
     "ToneSource",
     "WavSink",
     "WavSource",
+    "check_sink",
+    "check_source",
+    "describe",
     "open_sink",
     "open_source",
     "read_audio_file",
@@ -88,3 +96,67 @@ def open_sink(spec: str) -> AudioSink:
     if not spec:
         raise ValueError("empty audio sink spec")
     return DeviceSink(_device(spec))
+
+
+def check_source(spec: str) -> None:
+    """Raise what `open_source(spec)` would (MediaUnavailable, ValueError) without opening a
+    device stream: devices are looked up, files read."""
+    spec = spec.strip()
+    if spec.partition(":")[0] == "tone" or spec in ("silence", "null"):
+        open_source(spec).stop()
+        return
+    path = _file(spec)
+    if path is not None:
+        WavSource(path).stop()
+        return
+    if not spec:
+        raise ValueError("empty audio source spec")
+    check_device(_device(spec), "input")
+
+
+def check_sink(spec: str) -> None:
+    """Raise what `open_sink(spec)` would (MediaUnavailable, ValueError) without opening a
+    device stream or creating a file."""
+    spec = spec.strip()
+    if spec in ("null", "silence"):
+        return
+    path = _file(spec)
+    if path is not None:
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise MediaUnavailable(f"Cannot write WAV file {path!r}: it is a directory.")
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise MediaUnavailable(
+                f"Cannot write WAV file {path!r}: no writable directory {folder!r}."
+            )
+        return
+    if not spec:
+        raise ValueError("empty audio sink spec")
+    check_device(_device(spec), "output")
+
+
+def describe(spec: str, kind: Literal["input", "output"]) -> str:
+    """A short readable label for a source ("input") or sink ("output") spec, for status
+    lines: "tone 440 Hz", "file call.wav", "silence", the PortAudio device's name."""
+    spec = spec.strip()
+    head, _, arg = spec.partition(":")
+    if head == "tone":
+        try:
+            hz = float(arg) if arg else ToneSource().frequency
+        except ValueError:
+            return spec
+        return f"tone {hz:g} Hz"
+    if spec in ("silence", "null"):
+        return "silence" if kind == "input" else "null"
+    path = _file(spec)
+    if path is not None:
+        return f"file {os.path.basename(path)}"
+    if not spec:
+        return spec
+    device = _device(spec)
+    name = device_name(device, kind)
+    if name is None:
+        return spec
+    if device is None:
+        return "default" if name == "default" else f"default ({name})"
+    return name

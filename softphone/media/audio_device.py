@@ -43,6 +43,21 @@ def _check_device(sd: Any, device: Device, kind: str) -> None:
         raise MediaUnavailable(f"No usable audio {kind} device {what} ({exc}).") from exc
 
 
+def check_device(device: Device, kind: str) -> None:
+    """Raise MediaUnavailable unless PortAudio has a `kind` ("input"/"output") device
+    `device` (None: the default); opens no stream."""
+    _check_device(load_sounddevice(), device, kind)
+
+
+def device_name(device: Device, kind: str) -> str | None:
+    """The full name of the PortAudio device `device` would open, or None if there is none."""
+    try:
+        sd = load_sounddevice()
+        return str(sd.query_devices(device, kind=kind)["name"])
+    except Exception:  # MediaUnavailable, PortAudioError, ValueError: no such device
+        return None
+
+
 def _close(stream: Any) -> None:
     """abort(), not stop(): stop() would block the event loop until queued audio has played."""
     if stream is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import wave
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 import numpy as np
@@ -66,9 +66,12 @@ class WavSink(AudioSink):
         self.path = os.fspath(path)
         try:
             # Kept open across writes; close() (from AudioSink.stop) finalises the header.
-            self._wav: wave.Wave_write | None = wave.open(self.path, "wb")  # noqa: SIM115
+            # Opened here, not by wave.open(path): a Wave_write that failed to open its file
+            # complains from __del__.
+            self._file: BinaryIO | None = open(self.path, "wb")  # noqa: SIM115
         except OSError as exc:
             raise MediaUnavailable(f"Cannot write WAV file {self.path!r}: {exc}.") from exc
+        self._wav: wave.Wave_write | None = wave.open(self._file, "wb")  # noqa: SIM115
         self._wav.setnchannels(1)
         self._wav.setsampwidth(2)
         self._wav.setframerate(SAMPLE_RATE)
@@ -80,5 +83,10 @@ class WavSink(AudioSink):
     def close(self) -> None:
         # wave patches the header sizes on close, so an unclosed file would read as empty.
         wav, self._wav = self._wav, None
-        if wav is not None:
-            wav.close()
+        file, self._file = self._file, None
+        try:
+            if wav is not None:
+                wav.close()
+        finally:
+            if file is not None:
+                file.close()

@@ -61,6 +61,12 @@ class AudioSink:
             raise RuntimeError("this sink is already consuming a track")
         self._task = asyncio.get_running_loop().create_task(self._consume(track))
 
+    def detach(self) -> None:
+        """Stop reading the track at once (its pending read is cancelled), e.g. before another
+        sink starts on it; `stop()` still has to be awaited to release the output."""
+        if self._task is not None:
+            self._task.cancel()
+
     async def stop(self) -> None:
         """Stop reading and release the output (file, device); safe to call twice."""
         task, self._task = self._task, None

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import fractions
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from softphone.media.devices import list_video_devices
 from softphone.media.errors import MediaUnavailable
 
 log = logging.getLogger(__name__)
@@ -160,6 +162,153 @@ class CameraSource(_PacedVideo):
         super().stop()
         with contextlib.suppress(Exception):
             self._container.close()
+
+
+class SwitchableVideo(MediaStreamTrack):
+    """The outgoing video track of a call whose source (`inner`) can be replaced while it is
+    sent (`switch`): timestamps run on across a switch, so the far end sees one stream.
+    `muted` is passed on to the current source (sources black out their own frames)."""
+
+    kind = "video"
+
+    def __init__(
+        self, inner: MediaStreamTrack, size: tuple[int, int] = (640, 480), fps: int = 15
+    ) -> None:
+        super().__init__()
+        self._inner = inner
+        self.size, self.fps = size, fps  # what a replacement source is opened with
+        self._muted = False
+        self._read: asyncio.Future[Any] | None = None  # the inner source's recv() in flight
+        self._shift = 0  # added to the inner source's pts (90 kHz)
+        self._rebase = False
+        self._last: tuple[int, float] | None = None  # (pts, monotonic time) of the last frame
+
+    @property
+    def inner(self) -> MediaStreamTrack:
+        return self._inner
+
+    @property
+    def muted(self) -> bool:
+        return self._muted
+
+    @muted.setter
+    def muted(self, value: bool) -> None:
+        self._muted = value
+        if hasattr(self._inner, "muted"):
+            self._inner.muted = value
+
+    def switch(self, source: MediaStreamTrack) -> MediaStreamTrack:
+        """Send `source` from now on; the previous source is stopped and returned."""
+        old, self._inner = self._inner, source
+        self.muted = self._muted
+        self._rebase = True
+        self._drop_read()  # a reader waiting on the old source wakes up and reads the new one
+        if old is not source:
+            with contextlib.suppress(Exception):
+                old.stop()
+        return old
+
+    def _drop_read(self) -> None:
+        read, self._read = self._read, None
+        if read is None:
+            return
+        if read.done():
+            if not read.cancelled():
+                read.exception()  # retrieved: a late frame of the old source is dropped
+        else:
+            read.cancel()
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        while True:
+            inner = self._inner
+            read = self._read
+            if read is None:
+                read = self._read = asyncio.ensure_future(inner.recv())
+            try:
+                await asyncio.wait((read,))
+            except asyncio.CancelledError:
+                if self._read is read:
+                    self._drop_read()
+                raise
+            if self._read is read:
+                self._read = None
+            if inner is not self._inner or read.cancelled():
+                continue  # switched meanwhile
+            frame = read.result()
+            assert isinstance(frame, av.VideoFrame)
+            return self._restamp(frame)
+
+    def _restamp(self, frame: av.VideoFrame) -> av.VideoFrame:
+        base = frame.time_base or _TIME_BASE
+        pts = int((frame.pts or 0) * base * VIDEO_CLOCK)
+        now = time.monotonic()
+        if self._rebase and self._last is not None:
+            last_pts, last_time = self._last
+            self._shift = last_pts + max(1, round((now - last_time) * VIDEO_CLOCK)) - pts
+        self._rebase = False
+        pts += self._shift
+        if self._last is not None and pts <= self._last[0]:
+            pts = self._last[0] + 1
+        frame.pts = pts
+        frame.time_base = _TIME_BASE
+        self._last = (pts, now)
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._drop_read()
+        with contextlib.suppress(Exception):
+            self._inner.stop()
+
+
+def _camera_path(spec: str) -> str | None:
+    """The V4L2 node of a camera spec ("/dev/videoN", "N", "camera:..."), "" for the first
+    camera, None for the test pattern."""
+    spec = spec.strip()
+    if spec.startswith("camera:"):
+        spec = spec.removeprefix("camera:") or "default"
+    if spec in ("pattern", "test", ""):
+        return None
+    if spec in ("default", "camera"):
+        return ""
+    return f"/dev/video{spec}" if spec.isdigit() else spec
+
+
+def check_camera(spec: str) -> None:
+    """Raise MediaUnavailable if `open_video_source(spec, ...)` cannot find its camera (the
+    camera is not opened)."""
+    path = _camera_path(spec)
+    if path is None:
+        return
+    cameras = list_video_devices()
+    if path == "" and not cameras:
+        raise MediaUnavailable("No camera found (no /dev/video* device).")
+    if path and not os.path.exists(path):
+        raise MediaUnavailable(f"No camera {path!r}.")
+
+
+def open_video_source(spec: str, width: int = 640, height: int = 480, fps: int = 15) -> Any:
+    """A video source from a spec: "pattern" (the barcode test pattern), "default" (the
+    first camera), "/dev/videoN" or "N" (a V4L2 camera). Raises MediaUnavailable."""
+    path = _camera_path(spec)
+    if path is None:
+        return PatternSource(width, height, fps)
+    if path == "":
+        cameras = list_video_devices()
+        if not cameras:
+            raise MediaUnavailable("No camera found (no /dev/video* device).")
+        path = cameras[0]
+    return CameraSource(path, width, height, fps)
+
+
+def describe_camera(spec: str) -> str:
+    """A readable label for a camera spec ("test pattern", "/dev/video0")."""
+    path = _camera_path(spec)
+    if path is None:
+        return "test pattern"
+    return path or "default camera"
 
 
 class VideoSink:
