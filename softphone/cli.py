@@ -23,6 +23,8 @@ EXIT_USAGE = 2
 EPILOG = """examples:
   softphone                                    the terminal softphone (embedded server + echo)
   softphone --server http://pbx:8480 --user alice
+  softphone --anonymous --to echo              an anonymous call (embedded server)
+  softphone --anonymous --server URL --token-file tokens.json
   softphone serve                              run the server on 127.0.0.1:8480
   softphone serve --host 0.0.0.0 --port 8443   listen on every interface
   softphone user add alice                     add a user (password prompted)
@@ -60,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--audio-in", metavar="SPEC", help="microphone (see softphone devices)")
     tui.add_argument("--audio-out", metavar="SPEC", help="speaker (see softphone devices)")
     tui.add_argument("--log-file", metavar="PATH", help="log file (also native stderr noise)")
+    anon = parser.add_argument_group("anonymous calls (no login)")
+    anon.add_argument("--anonymous", action="store_true", help="place an anonymous call at start")
+    anon.add_argument("--to", metavar="CALLEE", help="who the anonymous call goes to")
+    anon.add_argument("--from", dest="from_", metavar="CALLER", help="who you say you are")
+    tokens = anon.add_mutually_exclusive_group()
+    tokens.add_argument(
+        "--token-file", metavar="FILE", help="token mode: the JSON `softphone token` prints"
+    )
+    tokens.add_argument("--token-url", metavar="URL", help="token mode: fetch that JSON from URL")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -338,10 +349,17 @@ def cmd_tui(args: argparse.Namespace) -> int:
     config = _config(args)
     client = config.client
     server_url = args.server if args.server is not None else client.server_url
+    anonymous = bool(args.anonymous)
+    if not anonymous and (args.to or args.from_ or args.token_file or args.token_url):
+        raise Fail("softphone: --to, --from and --token-* need --anonymous", EXIT_USAGE)
+    if anonymous and not (args.to or args.token_file or args.token_url):
+        raise Fail("softphone: --anonymous needs --to CALLEE (or a token source)", EXIT_USAGE)
+    if anonymous and args.token_file and not Path(args.token_file).is_file():
+        raise Fail(f"softphone: --token-file {args.token_file}: no such file", EXIT_USAGE)
     user = args.user or client.user or ("" if server_url else "me")
-    if server_url and not user:
+    if server_url and not user and not anonymous:
         raise Fail("softphone: give --user NAME (or set [client] user)", EXIT_USAGE)
-    password = _tui_password(config, server_url, user)
+    password = None if anonymous else _tui_password(config, server_url, user)
     log_file = Path(
         args.log_file
         or client.log_file
@@ -369,6 +387,11 @@ def cmd_tui(args: argparse.Namespace) -> int:
             video=client.video if args.video is None else args.video,
             audio_in=args.audio_in or client.audio_in,
             audio_out=args.audio_out or client.audio_out,
+            anonymous=anonymous,
+            anonymous_to=args.to or "",
+            anonymous_from=args.from_ or "",
+            token_file=Path(args.token_file).expanduser() if args.token_file else None,
+            token_url=args.token_url or "",
         )
         SoftphoneApp(options).run()
     finally:

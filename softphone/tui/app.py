@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
@@ -25,6 +26,7 @@ from softphone.tui.bridge import Bridge
 from softphone.tui.messages import EngineEventMessage, EngineReady, Note, StatsUpdated
 from softphone.tui.options import TuiOptions
 from softphone.tui.screens import QuitScreen
+from softphone.tui.widgets.banner import Banner
 from softphone.tui.widgets.calls import CallsPane, CallView
 from softphone.tui.widgets.dial import DialPane
 from softphone.tui.widgets.incoming import IncomingCall, IncomingPane
@@ -69,13 +71,15 @@ class SoftphoneApp(App[None]):
         self.engine: EngineThread | None = None
         self.embedded: Embedded | None = None
         self.views: dict[str, CallView] = {}
+        self._server_url = ""
         self._last_bytes: dict[str, tuple[float, int]] = {}
-        self._closing = False
+        self._quitting = False
 
     # -- layout ------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield StatusLine()
+        yield Banner()
         yield DialPane(self.options.video)
         yield IncomingPane()
         yield CallsPane()
@@ -98,8 +102,21 @@ class SoftphoneApp(App[None]):
     def status(self) -> StatusLine:
         return self.query_one(StatusLine)
 
+    @property
+    def banner(self) -> Banner:
+        return self.query_one(Banner)
+
+    @property
+    def anonymous(self) -> bool:
+        return self.options.anonymous
+
     def on_mount(self) -> None:
         self.query_one("#target", Input).focus()
+        if self.anonymous:
+            self.incoming_pane.turn_off(
+                "Anonymous mode: you are not logged in, so nobody can call you; "
+                "calls you place are anonymous."
+            )
         self.say("Starting…")
         # First paint now; the engine, media and server imports come after it.
         self.call_after_refresh(self._start_engine)
@@ -110,11 +127,21 @@ class SoftphoneApp(App[None]):
 
     # -- start-up and shut-down ----------------------------------------------------------------
 
-    @work(thread=True, group="startup", exit_on_error=False, description="starting")
+    @work(thread=True, group="startup", exit_on_error=False, description="start")
     def _start_engine(self) -> None:
         options = self.options
         url, user, password = options.server_url, options.user, options.password
         embedded = None
+        if not url and options.anonymous:
+            from softphone.tui.embedded import start_embedded
+
+            self.post_message(Note("No server configured: starting the embedded server…"))
+            embedded = start_embedded("me", options.embedded_data_dir)
+            url = embedded.url
+            self.post_message(Note(f"Embedded server on {url}; 'echo' takes anonymous calls."))
+        if options.anonymous:
+            self._start_anonymous(url, embedded)
+            return
         if not url:
             from softphone.tui.embedded import start_embedded
 
@@ -145,16 +172,79 @@ class SoftphoneApp(App[None]):
             raise
         self.post_message(EngineReady(engine, user, url, embedded))
 
+    def _start_anonymous(self, url: str, embedded: Embedded | None) -> None:
+        """No login: an engine for anonymous calls only, then the call asked for at start."""
+        from softphone.engine import EngineThread
+
+        engine_options: dict[str, Any] = {
+            "audio_in": self.options.audio_in,
+            "audio_out": self.options.audio_out,
+        }
+        engine_options.update(self.options.engine_options)
+        engine = EngineThread(**engine_options)
+        try:
+            engine.subscribe(Bridge(self, engine.engine))
+        except BaseException:
+            engine.close()
+            if embedded is not None:
+                embedded.stop()
+            raise
+        who = self.options.anonymous_from or "anonymous"
+        self.post_message(EngineReady(engine, who, url, embedded, anonymous=True))
+        if self.options.anonymous_to or self.options.token_file or self.options.token_url:
+            try:
+                self._place_anonymous(engine, url, self.options.anonymous_to, self.options.video)
+            except Exception as exc:  # refused, unreachable...: say so, stay up for another try
+                text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+                self.post_message(Note(f"Could not place the anonymous call: {text}", True))
+
+    def _place_anonymous(self, engine: EngineThread, url: str, to: str, video: bool) -> None:
+        """Runs on a worker thread. Token mode reads or fetches the tokens first."""
+        from softphone.protocol.models import TokenCredentials
+        from softphone.tui.tokens import TokenSourceError, fetch_tokens, read_token_file
+
+        options = self.options
+        credentials = None
+        caller = options.anonymous_from or None
+        if options.token_file is not None or options.token_url:
+            try:
+                tokens = (
+                    read_token_file(options.token_file)
+                    if options.token_file is not None
+                    else fetch_tokens(options.token_url)
+                )
+            except TokenSourceError as exc:
+                self.post_message(Note(f"Cannot place the anonymous call: {exc}", error=True))
+                return
+            to = to or tokens.callee
+            caller = None  # the tokens name the caller; the server reads it from them
+            credentials = TokenCredentials(
+                tokens.realm, tokens.account_token, tokens.from_token, tokens.to_token
+            )
+            self.post_message(Note(f"Token-based anonymous call to {to} (realm {tokens.realm})."))
+        if not to:
+            self.post_message(Note("No callee: give --to NAME", error=True))
+            return
+        engine.make_anonymous(
+            to, credentials, from_=caller, audio=True, video=video, server_url=url
+        )
+
     @on(EngineReady)
     def _engine_ready(self, message: EngineReady) -> None:
-        if self._closing:  # quit while starting
+        if self._quitting:  # quit while starting
             self._hang_up_and_close(message.engine, message.embedded)
             return
         self.engine, self.embedded = message.engine, message.embedded
+        self._server_url = message.server_url
         where = "embedded server" if message.embedded else message.server_url
-        self.status.set_identity(f"{message.user} @ {where}")
-        self.status.set_connection("connected")
-        self.say(f"Logged in as {message.user} on {message.server_url}.")
+        if message.anonymous:
+            self.status.set_identity(f"anonymous ({message.user}) @ {where}")
+            self.status.set_connection("anonymous")
+            self.say(f"Anonymous mode on {message.server_url}: not logged in.")
+        else:
+            self.status.set_identity(f"{message.user} @ {where}")
+            self.status.set_connection("connected")
+            self.say(f"Logged in as {message.user} on {message.server_url}.")
         if message.embedded is not None:
             self.say("Dial echo to test your audio and video.")
         self.refresh_bindings()
@@ -176,9 +266,9 @@ class SoftphoneApp(App[None]):
         self.push_screen(QuitScreen(len(live)), answered)
 
     def _quit(self) -> None:
-        if self._closing:
+        if self._quitting:
             return
-        self._closing = True
+        self._quitting = True
         live = [v.call.id for v in self.views.values() if v.live]
         if live:
             self.say(f"Ending {len(live)} call(s) and quitting…")
@@ -206,8 +296,8 @@ class SoftphoneApp(App[None]):
 
     def on_unmount(self) -> None:
         # Exited another way (e.g. an error): do not leave the engine's thread running.
-        if self.engine is not None and not self._closing:
-            self._closing = True
+        if self.engine is not None and not self._quitting:
+            self._quitting = True
             self.engine.close()
             if self.embedded is not None:
                 self.embedded.stop()
@@ -216,6 +306,11 @@ class SoftphoneApp(App[None]):
 
     @on(EngineEventMessage)
     def _engine_event(self, message: EngineEventMessage) -> None:
+        # While the app is torn down the engine's last events have no pane to go to.
+        with contextlib.suppress(NoMatches):
+            self._handle_engine_event(message)
+
+    def _handle_engine_event(self, message: EngineEventMessage) -> None:
         event, call = message.event, message.call
         name = event.name
         view = self._update_view(call) if call is not None else None
@@ -261,6 +356,7 @@ class SoftphoneApp(App[None]):
             reason = getattr(event, "reason", None)
             if reason is not None:
                 self.status.set_connection("offline", str(reason))
+                self.banner.show_state("offline", f"signed out by the server ({reason})")
                 self.say(f"Signed out by the server ({reason})", error=True)
         self.refresh_bindings()
 
@@ -314,14 +410,21 @@ class SoftphoneApp(App[None]):
         state, reason = event.state, event.reason or ""
         if state == "connected":
             self.status.set_connection("connected")
+            self.banner.show_state("connected")
             if event.attempt:
                 self.say("Connection to the server is back.")
         elif state == "reconnecting":
             retry = f"retry in {event.retry_in:.0f} s" if event.retry_in else "retrying"
             self.status.set_connection("reconnecting", ", ".join(x for x in (reason, retry) if x))
+            live = sum(1 for v in self.views.values() if v.live)
+            keep = f"; {live} call(s) keep their media" if live else ""
+            self.banner.show_state(
+                "reconnecting", f"({reason or 'connection lost'}, {retry}{keep})"
+            )
             self.say(f"Lost the server connection ({reason or 'no reason given'}); {retry}.")
-        elif state == "disconnected" and not self._closing:
+        elif state == "disconnected" and not self._quitting:
             self.status.set_connection("offline", reason)
+            self.banner.show_state("offline", reason)
             self.say(f"Offline: {reason or 'disconnected'}", error=True)
 
     def _forget(self, call_id: str) -> None:
@@ -383,11 +486,13 @@ class SoftphoneApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("quit", "command_palette", "focus_dial", "focus_calls"):
             return True
-        if self.engine is None or self._closing:
+        if self.engine is None or self._quitting:
             return False
         view = self.selected_view
         state = view.call.state.value if view is not None and view.live else None
         if action in ("answer", "reject"):
+            if self.anonymous:
+                return False
             first = self.incoming_pane.first
             if first is None:
                 return False
@@ -401,6 +506,23 @@ class SoftphoneApp(App[None]):
         if action == "switch_call":
             return sum(1 for v in self.views.values() if v.live) > 1
         return True
+
+    def _active_others(self, keep: str | None = None) -> list[str]:
+        """Live calls other than `keep` that we are not holding: a second call puts these on
+        hold first, as a desk phone does, so you never talk into two calls at once."""
+        return [
+            v.call.id
+            for v in self.views.values()
+            if v.live
+            and v.call.id != keep
+            and v.call.state.value == "Connected"
+            and not v.call.local_hold
+        ]
+
+    @staticmethod
+    def _hold_all(engine: EngineThread, call_ids: list[str]) -> None:
+        for call_id in call_ids:
+            engine.hold(call_id)
 
     def _op(self, description: str, fn: Callable[[EngineThread], object]) -> None:
         engine = self.engine
@@ -424,12 +546,32 @@ class SoftphoneApp(App[None]):
             self.say(f"Could not {worker.description}: {text}", error=True)
             if worker.group == "startup":
                 self.status.set_connection("offline", text)
+                self.banner.show_state("offline", text)
 
     @on(DialPane.DialRequested)
     def _dial(self, message: DialPane.DialRequested) -> None:
         target, video = message.target, message.video
         self.query_one(DialPane).clear()
-        self._op(f"call {target}", lambda e: e.make(target, audio=True, video=video))
+        if self.anonymous:  # regular mode: a token set is good for one call only
+            url = self._server_url
+            self._op(
+                f"call {target} anonymously",
+                lambda e: e.make_anonymous(
+                    target,
+                    None,
+                    from_=self.options.anonymous_from or None,
+                    video=video,
+                    server_url=url,
+                ),
+            )
+            return
+        others = self._active_others()
+
+        def dial(engine: EngineThread) -> None:
+            self._hold_all(engine, others)
+            engine.make(target, audio=True, video=video)
+
+        self._op(f"call {target}", dial)
 
     @on(IncomingPane.Action)
     def _incoming_action(self, message: IncomingPane.Action) -> None:
@@ -446,7 +588,13 @@ class SoftphoneApp(App[None]):
         self.incoming_pane.drop(first.call_id)
         self.say(f"Answering {first.caller}{' with video' if video else ''}…")
         call_id = first.call_id
-        self._op(f"answer {first.caller}", lambda e: e.answer(call_id, audio=True, video=video))
+        others = self._active_others()
+
+        def answer(engine: EngineThread) -> None:
+            self._hold_all(engine, others)
+            engine.answer(call_id, audio=True, video=video)
+
+        self._op(f"answer {first.caller}", answer)
 
     def action_reject(self) -> None:
         first = self.incoming_pane.first
@@ -470,7 +618,13 @@ class SoftphoneApp(App[None]):
     def action_hold(self) -> None:
         view = self.selected_view
         if view is not None and view.call.local_hold:
-            self._selected_op("resume", lambda e, c: e.unhold(c))
+            others = self._active_others(keep=view.call.id)  # resuming one holds the rest
+
+            def resume(engine: EngineThread, call_id: str) -> None:
+                self._hold_all(engine, others)
+                engine.unhold(call_id)
+
+            self._selected_op("resume", resume)
         else:
             self._selected_op("hold", lambda e, c: e.hold(c))
 

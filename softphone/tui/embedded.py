@@ -55,9 +55,13 @@ def _save_passwords(path: Path, passwords: dict[str, str]) -> None:
     os.chmod(path, 0o600)
 
 
-def ensure_users(data_dir: Path, names: list[str]) -> dict[str, str]:
+def ensure_users(
+    data_dir: Path, names: list[str], allow_anonymous: frozenset[str] = frozenset()
+) -> dict[str, str]:
     """Make sure every user in `names` exists in the server's database with the password kept
-    in the credentials file (created with random passwords as needed); returns the passwords."""
+    in the credentials file (created with random passwords as needed); returns the passwords.
+    Users in `allow_anonymous` take anonymous calls (the echo contact does, so
+    `softphone --anonymous --to echo` works on the embedded default)."""
     from softphone.server.app import database_path
     from softphone.server.passwords import hash_password
     from softphone.server.store import Store
@@ -81,6 +85,9 @@ def ensure_users(data_dir: Path, names: list[str]) -> dict[str, str]:
                     store.update_user(name, password_hash=hash_password(passwords[name]))
             elif store.get_user(name) is None:
                 store.add_user(name, hash_password(passwords[name]), False)
+            user = store.get_user(name)
+            if user is not None and user.allow_anonymous != (name in allow_anonymous):
+                store.update_user(name, allow_anonymous=name in allow_anonymous)
     finally:
         store.close()
     if changed or not path.exists():
@@ -117,7 +124,7 @@ def start_embedded(
     (raises what stopped them)."""
     data = data_dir if data_dir is not None else embedded_data_dir()
     names = [user] if user == ECHO_USER else [user, ECHO_USER]
-    passwords = ensure_users(data, names)
+    passwords = ensure_users(data, names, frozenset({ECHO_USER}))
     ready: Future[str] = Future()
     holder: dict[str, Any] = {}
 

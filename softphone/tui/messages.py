@@ -35,12 +35,14 @@ class StatsUpdated(Message, bubble=False):
 
 @dataclass
 class EngineReady(Message, bubble=False):
-    """The engine is logged in (and the embedded server runs, if any)."""
+    """The engine is logged in, or ready for anonymous calls (and the embedded server runs,
+    if any)."""
 
     engine: EngineThread
     user: str
     server_url: str
     embedded: Embedded | None
+    anonymous: bool = False
 
 
 @dataclass

@@ -18,6 +18,13 @@ class TuiOptions:
     audio_in: str = "default"
     audio_out: str = "default"
     embedded_data_dir: Path | None = None
+    # Anonymous mode: no login; one call to `anonymous_to` placed at start. Token mode when
+    # `token_file` (the JSON `softphone token` prints) or `token_url` (fetched) is given.
+    anonymous: bool = False
+    anonymous_to: str = ""
+    anonymous_from: str = ""
+    token_file: Path | None = None
+    token_url: str = ""
     # Passed through to the engine and to its signaling client (tests: fast back-off).
     engine_options: dict[str, Any] = field(default_factory=dict)
     client_options: dict[str, Any] = field(default_factory=dict)

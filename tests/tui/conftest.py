@@ -16,6 +16,7 @@ from softphone.config import parse_config
 from softphone.engine import EngineThread
 from softphone.engine.events import EngineEvent
 from softphone.server.runner import RunningServer
+from softphone.server.tokens import generate_key
 from softphone.tui.app import SoftphoneApp
 from softphone.tui.options import TuiOptions
 from tests.client.conftest import Servers
@@ -34,17 +35,35 @@ def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
 
 
+REALM = "tui"
+
+
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    """A server with alice, bob, carol and desk (password PASSWORD) on the test's loop."""
+    """A server with alice, bob, carol and desk (password PASSWORD; desk takes anonymous
+    calls) on the test's loop, a v2 token realm and the demo token endpoint for desk."""
+    (tmp_path / "server").mkdir()
+    key_file = tmp_path / "server" / "realm.key"
+    key_file.write_text(generate_key("v2") + "\n")
     config = parse_config(f"""
 [server]
 data_dir = "{tmp_path / "server"}"
 ring_timeout = 30
+resume_window = 5
 [rate_limits]
 login_per_minute = 1000
+anonymous_per_minute = 1000
+[[realms]]
+name = "{REALM}"
+format = "v2"
+key_file = "{key_file}"
+[demo]
+enabled = true
+realm = "{REALM}"
+caller = "guest"
+callee = "desk"
+account = "desk"
 """)
-    (tmp_path / "server").mkdir()
     servers = Servers(config)
     yield await servers.start()
     await servers.close()

@@ -109,7 +109,20 @@ async def test_quit_with_a_live_call_asks_first(server: RunningServer, far: type
         await pilot.press("n")  # stay
         await pilot.pause(0.2)
         assert app.is_running and row_states(app).get("bob") == "Connected"
-        await pilot.press("e")  # confirming the quit hangs under Pilot: see the report
+        await pilot.press("ctrl+q")
+        await pilot.pause(0.2)
+        await pilot.press("y")  # end the call and quit
         await bob.wait(
             CallStateChange, lambda e: e.call_id == call_id and e.state == CallState.ENDED
         )
+        await until(pilot, lambda: not app.is_running, what="the app to exit")
+    assert app.return_code == 0
+
+
+async def test_quit_without_calls_does_not_ask(server: RunningServer) -> None:
+    app = app_for(server, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.engine is not None, what="login")
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running, what="the app to exit")
+    assert app.return_code == 0

@@ -30,6 +30,10 @@ class IncomingPane(Vertical):
     IncomingPane { height: auto; display: none; border: heavy $warning; padding: 0 1;
                    border-title-color: $warning; border-title-style: bold; }
     IncomingPane.-ringing { display: block; }
+    IncomingPane.-off { display: block; border: round $panel-lighten-2;
+                        border-title-color: $text-muted; }
+    IncomingPane.-off Horizontal { display: none; }
+    IncomingPane.-off #queue { display: none; }
     IncomingPane #ring { text-style: bold; color: $text; background: $warning 40%; }
     IncomingPane #queue { color: $text-muted; }
     IncomingPane Horizontal { height: 1; }
@@ -45,6 +49,7 @@ class IncomingPane(Vertical):
         super().__init__(id="incoming")
         self.border_title = "Incoming call"
         self._calls: list[IncomingCall] = []
+        self.off_reason = ""
 
     def compose(self) -> ComposeResult:
         yield Static(id="ring")
@@ -71,7 +76,16 @@ class IncomingPane(Vertical):
         self._calls = [c for c in self._calls if c.call_id != call_id]
         self._show()
 
+    def turn_off(self, reason: str) -> None:
+        """No incoming calls in this mode (anonymous): say why instead of ringing."""
+        self.off_reason = reason
+        self.border_title = "Incoming calls: off"
+        self.set_class(True, "-off")
+        self.query_one("#ring", Static).update(reason)
+
     def _show(self) -> None:
+        if self.off_reason:
+            return
         first = self.first
         self.set_class(first is not None, "-ringing")
         if first is None:

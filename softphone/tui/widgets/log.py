@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 
 from rich.text import Text
 from textual.widgets import RichLog
+
+_log = logging.getLogger("softphone.tui.messages")
 
 
 class MessageLog(RichLog):
@@ -17,11 +21,15 @@ class MessageLog(RichLog):
     def __init__(self) -> None:
         super().__init__(id="messages", wrap=True, markup=False, max_lines=2000)
         self.border_title = "Messages"
-        self.lines_text: list[str] = []  # plain copies, for tests and the log file
+        self.lines_text: list[str] = []  # plain copies, for tests
+        self.entries: list[tuple[str, bool]] = []  # (text, is an error)
+        self.clock: Callable[[], str] = lambda: time.strftime("%H:%M:%S")
 
     def say(self, text: str, error: bool = False) -> None:
-        stamp = time.strftime("%H:%M:%S")
+        stamp = self.clock()
         self.lines_text.append(text)
+        self.entries.append((text, error))
+        _log.log(logging.ERROR if error else logging.INFO, "%s", text)
         line = Text(f"{stamp} ", style="dim")
         line.append(text, style="bold red" if error else "")
         self.write(line)

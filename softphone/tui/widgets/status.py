@@ -7,7 +7,13 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-_COLORS = {"connected": "green", "reconnecting": "yellow", "offline": "red", "starting": "cyan"}
+_COLORS = {
+    "connected": "green",
+    "anonymous": "green",
+    "reconnecting": "yellow",
+    "offline": "red",
+    "starting": "cyan",
+}
 
 
 def describe_stats(stats: dict[str, Any], kbps: float | None) -> str:
