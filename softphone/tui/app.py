@@ -23,7 +23,14 @@ from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
 from softphone.tui.bridge import Bridge
-from softphone.tui.messages import EngineEventMessage, EngineReady, Note, StatsUpdated
+from softphone.tui.devices_screen import DevicePicked, DevicesScreen
+from softphone.tui.messages import (
+    DevicesListed,
+    EngineEventMessage,
+    EngineReady,
+    Note,
+    StatsUpdated,
+)
 from softphone.tui.options import TuiOptions
 from softphone.tui.screens import QuitScreen
 from softphone.tui.widgets.banner import Banner
@@ -247,7 +254,36 @@ class SoftphoneApp(App[None]):
             self.say(f"Logged in as {message.user} on {message.server_url}.")
         if message.embedded is not None:
             self.say("Dial echo to test your audio and video.")
+        self._list_devices(pick=False)
         self.refresh_bindings()
+
+    @work(thread=True, group="devices", exclusive=True, exit_on_error=False)
+    def _list_devices(self, pick: bool) -> None:
+        engine = self.engine
+        if engine is not None:
+            self.post_message(DevicesListed(engine.list_devices(), pick))
+
+    @on(DevicesListed)
+    def _devices_listed(self, message: DevicesListed) -> None:
+        devices = message.devices
+        self.status.set_devices(
+            devices.audio_in_label or devices.audio_in, devices.audio_out_label or devices.audio_out
+        )
+        if message.pick:
+            self.push_screen(DevicesScreen(devices))
+        elif devices.problem:
+            self.say(f"Audio devices: {devices.problem}", error=True)
+
+    @on(DevicePicked)
+    def _device_picked(self, message: DevicePicked) -> None:
+        kind, spec = message.kind, message.spec
+        if kind == "audio_in":
+            self._op(f"use microphone {spec}", lambda e: e.set_audio_input(spec))
+        else:
+            self._op(f"use speaker {spec}", lambda e: e.set_audio_output(spec))
+
+    def action_devices(self) -> None:
+        self._list_devices(pick=True)
 
     @on(Note)
     def _note(self, message: Note) -> None:
@@ -348,6 +384,8 @@ class SoftphoneApp(App[None]):
         elif name == "call:mediaConnectionChange":
             if getattr(event, "state", "") == "failed":
                 self.say(f"Call with {party}: the media connection failed", error=True)
+        elif name == "media:deviceChange":
+            self._device_changed(event)
         elif name == "ws:change":
             self._ws_changed(event)
         elif name in ("auth:error", "subscription:error"):
@@ -405,6 +443,19 @@ class SoftphoneApp(App[None]):
         if not local:
             verb = "receiving" if started else "no longer receiving"
             self.say(f"Call with {party}: {verb} {kind}")
+
+    def _device_changed(self, event: Any) -> None:
+        what = {"audio_in": "Microphone", "audio_out": "Speaker", "camera": "Camera"}
+        moved = len(event.call_ids)
+        calls = f" ({moved} live call{'s' if moved != 1 else ''} moved)" if moved else ""
+        self.say(f"{what.get(event.kind, event.kind)}: now {event.label}{calls}")
+        status = self.status
+        mic, spk = status.devices_in_use
+        if event.kind == "audio_in":
+            mic = event.label
+        elif event.kind == "audio_out":
+            spk = event.label
+        status.set_devices(mic, spk)
 
     def _ws_changed(self, event: Any) -> None:
         state, reason = event.state, event.reason or ""
@@ -693,6 +744,7 @@ class SoftphoneApp(App[None]):
                 lambda: self._selected_op("stop video on", lambda e, c: e.stop_video(c)),
             ),
             ("Switch call", "Select the next live call", self.action_switch_call),
+            ("Devices", "Pick the microphone and speaker (live calls move)", self.action_devices),
         ]
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)

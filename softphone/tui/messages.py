@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from softphone.engine import Call, EngineThread
+    from softphone.engine import Call, DeviceList, EngineThread
     from softphone.engine.events import EngineEvent
     from softphone.tui.embedded import Embedded
 
@@ -46,6 +46,14 @@ class EngineReady(Message, bubble=False):
 
 
 @dataclass
+class DevicesListed(Message, bubble=False):
+    """What the engine found; `pick` opens the Devices screen with it."""
+
+    devices: DeviceList
+    pick: bool = False
+
+
+@dataclass
 class Note(Message, bubble=False):
     """A line for the message log, from any thread."""
 
@@ -53,4 +61,4 @@ class Note(Message, bubble=False):
     error: bool = False
 
 
-__all__ = ["EngineEventMessage", "EngineReady", "Note", "StatsUpdated"]
+__all__ = ["DevicesListed", "EngineEventMessage", "EngineReady", "Note", "StatsUpdated"]

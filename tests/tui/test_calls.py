@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from textual.widgets import OptionList
+
 from softphone.client import Backoff
 from softphone.engine.events import CallStateChange
 from softphone.engine.states import CallState
@@ -107,3 +109,39 @@ async def test_reconnecting_banner_while_the_websocket_is_down(
         assert row_states(app).get("bob") == "Connected"
         await asyncio.sleep(0.2)
         assert bob.thread.get(call_id).state == CallState.CONNECTED
+
+
+async def test_switching_the_microphone_mid_call_from_the_devices_screen(
+    server: RunningServer, far: type[Far]
+) -> None:
+    app = app_for(server, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.engine is not None, what="login")
+        await until(pilot, lambda: "mic tone 440 Hz" in app.status.plain, what="devices shown")
+        bob = far()
+        await bob.start(server, "bob")
+        await bob.call(bob.thread.make, "alice")
+        await until(pilot, lambda: app.incoming_pane.first is not None, what="incoming")
+        await pilot.press("a")
+        await until(pilot, lambda: row_states(app).get("bob") == "Connected", what="Connected")
+
+        app.action_devices()
+        await until(pilot, lambda: type(app.screen).__name__ == "DevicesScreen", what="screen")
+        microphones = app.screen.query_one("#audio_in", OptionList)
+        microphones.focus()
+        await pilot.pause()
+        silence = next(
+            i
+            for i in range(microphones.option_count)
+            if microphones.get_option_at_index(i).id == "silence"
+        )
+        microphones.highlighted = silence
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: logged(app, "Microphone: now silence (1 live call moved)"),
+            what="the switch",
+        )
+        assert type(app.screen).__name__ != "DevicesScreen"
+        assert "mic silence" in app.status.plain
+        assert row_states(app).get("bob") == "Connected"

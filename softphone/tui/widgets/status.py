@@ -39,7 +39,7 @@ def describe_stats(stats: dict[str, Any], kbps: float | None) -> str:
 
 class StatusLine(Static):
     DEFAULT_CSS = """
-    StatusLine { height: 1; background: $panel; padding: 0 1; }
+    StatusLine { height: 2; background: $panel; padding: 0 1; }
     """
 
     def __init__(self) -> None:
@@ -48,6 +48,8 @@ class StatusLine(Static):
         self.reason = ""
         self.identity = ""
         self.call_info = ""
+        self.devices = ""
+        self.devices_in_use = ("", "")
 
     def on_mount(self) -> None:
         self._render_line()
@@ -58,6 +60,11 @@ class StatusLine(Static):
 
     def set_identity(self, identity: str) -> None:
         self.identity = identity
+        self._render_line()
+
+    def set_devices(self, microphone: str, speaker: str) -> None:
+        self.devices_in_use = (microphone, speaker)
+        self.devices = f"mic {microphone or '?'} · spk {speaker or '?'}"
         self._render_line()
 
     def set_call_info(self, info: str) -> None:
@@ -77,8 +84,15 @@ class StatusLine(Static):
             text.append(f" ({self.reason})")
         if self.identity:
             text.append(f"  {self.identity}", style="dim")
+        # Second line: the selected call's numbers first (they change), then the devices.
+        text.append("\n")
         if self.call_info:
-            text.append(f"  │ {self.call_info}")
+            text.append(self.call_info)
+            if self.devices:
+                text.append("  │ ", style="dim")
+        if self.devices:
+            text.append(self.devices, style="dim")
+        text.no_wrap, text.overflow = True, "ellipsis"
         return text
 
     def _render_line(self) -> None:

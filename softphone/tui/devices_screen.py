@@ -1,0 +1,91 @@
+"""The Devices screen: pick the microphone and the speaker, mid-call included (the engine moves
+live calls to the new device without renegotiating). Up/down and Enter pick; Tab moves between
+the two lists; Escape closes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Label, OptionList
+from textual.widgets.option_list import Option
+
+if TYPE_CHECKING:
+    from softphone.engine import DeviceList
+
+_INPUT_EXTRAS = [("tone", "test tone (440 Hz)"), ("silence", "silence")]
+_OUTPUT_EXTRAS = [("null", "nowhere (discard)")]
+
+
+@dataclass
+class DevicePicked(Message):
+    kind: str  # "audio_in" or "audio_out"
+    spec: str
+
+
+def _options(
+    devices: list[tuple[int, str, bool]], extras: list[tuple[str, str]], in_use: str
+) -> list[Option]:
+    entries = [("default", "system default")]
+    entries += [(f"#{i}", f"{name}{' (default)' if d else ''}") for i, name, d in devices]
+    entries += extras
+    names = {f"#{i}": name for i, name, _ in devices}
+
+    def current(spec: str) -> bool:
+        return in_use in (spec, spec.lstrip("#"), names.get(spec))
+
+    return [Option(f"{'● ' if current(s) else '  '}{label}", id=s) for s, label in entries]
+
+
+class DevicesScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    DevicesScreen { align: center middle; }
+    DevicesScreen > Vertical { width: 90%; max-width: 100; height: auto; max-height: 90%;
+                               border: thick $accent; background: $surface; padding: 0 1; }
+    DevicesScreen Horizontal { height: auto; }
+    DevicesScreen Vertical.list { width: 1fr; height: auto; }
+    DevicesScreen OptionList { height: auto; max-height: 12; }
+    DevicesScreen #problem { color: $warning; }
+    """
+    BINDINGS = [Binding("escape", "dismiss", "Close")]
+
+    def __init__(self, devices: DeviceList) -> None:
+        super().__init__()
+        self._devices = devices
+
+    def compose(self) -> ComposeResult:
+        d = self._devices
+        inputs = [(x.index, x.name, x.default_input) for x in d.inputs]
+        outputs = [(x.index, x.name, x.default_output) for x in d.outputs]
+        with Vertical():
+            yield Label("Audio devices: Enter picks (live calls move at once), Escape closes")
+            if d.problem:
+                yield Label(d.problem, id="problem")
+            with Horizontal():
+                with Vertical(classes="list"):
+                    yield Label(f"Microphone (now: {d.audio_in_label or d.audio_in})")
+                    yield OptionList(*_options(inputs, _INPUT_EXTRAS, d.audio_in), id="audio_in")
+                with Vertical(classes="list"):
+                    yield Label(f"Speaker (now: {d.audio_out_label or d.audio_out})")
+                    yield OptionList(
+                        *_options(outputs, _OUTPUT_EXTRAS, d.audio_out), id="audio_out"
+                    )
+
+    @on(OptionList.OptionSelected)
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        spec = event.option.id or ""
+        if spec.startswith("#"):
+            spec = spec[1:]  # a PortAudio index: the engine accepts it as a spec
+        if event.option_list.id in ("audio_in", "audio_out") and spec:
+            self.app.post_message(DevicePicked(event.option_list.id, spec))
+            self.dismiss()
+
+
+__all__ = ["DevicePicked", "DevicesScreen"]
