@@ -203,3 +203,31 @@ def test_serve_reports_a_busy_port(tmp_path: Path) -> None:
 def test_help_has_examples(command: list[str]) -> None:
     result = run(*command, "--help")
     assert result.returncode == 0 and "examples:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "config", "message"),
+    [
+        (["--to", "echo"], "", "--to, --from and --token-* need --anonymous"),
+        (["--anonymous"], "", "--anonymous needs --to CALLEE"),
+        (["--anonymous", "--token-file", "/nonexistent.json"], "", "no such file"),
+        (["--server", "http://127.0.0.1:9"], "", "give --user NAME"),
+        ([], '[client]\nvideo = "yes"\n', ":2: key 'client.video': Expected `bool`"),
+        ([], "[client]\nnope = 1\n", ":2: key 'client.nope': unknown key"),
+    ],
+)
+def test_the_softphone_refuses_bad_arguments_and_config_before_the_tui(
+    tmp_path: Path, args: list[str], config: str, message: str
+) -> None:
+    """Exit status 2 and one line naming what to fix; the TUI never starts (no escape codes)."""
+    config_file = tmp_path / "softphone.toml"
+    config_file.write_text(config)
+    result = run("--config", str(config_file), *args, stdin="")
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and "\x1b[" not in result.stdout
+
+
+def test_the_softphone_never_takes_a_password_argument(tmp_path: Path) -> None:
+    result = run("--server", "http://127.0.0.1:9", "--user", "alice", "--password=x")
+    assert result.returncode == 2 and "unrecognized arguments: --password=x" in result.stderr
