@@ -65,6 +65,13 @@ _BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
 ]
 
 
+def _synthetic(*specs: str) -> bool:
+    """True when no spec needs a sound card (tones, silence, WAV files, the null sink)."""
+    return all(
+        s.split(":")[0] in ("tone", "silence", "null") or s.lower().endswith(".wav") for s in specs
+    )
+
+
 class SoftphoneApp(App[None]):
     TITLE = "softphone"
     CSS = """
@@ -79,6 +86,7 @@ class SoftphoneApp(App[None]):
         self.embedded: Embedded | None = None
         self.views: dict[str, CallView] = {}
         self._server_url = ""
+        self._start_failed: set[str] = set()
         self._last_bytes: dict[str, tuple[float, int]] = {}
         self._quitting = False
 
@@ -271,8 +279,8 @@ class SoftphoneApp(App[None]):
         )
         if message.pick:
             self.push_screen(DevicesScreen(devices))
-        elif devices.problem:
-            self.say(f"Audio devices: {devices.problem}", error=True)
+        elif devices.problem and not _synthetic(devices.audio_in, devices.audio_out):
+            self.say(f"{devices.problem} Calls go on without sound; see `softphone devices`.")
 
     @on(DevicePicked)
     def _device_picked(self, message: DevicePicked) -> None:
@@ -352,6 +360,12 @@ class SoftphoneApp(App[None]):
         view = self._update_view(call) if call is not None else None
         party = call.remote_participant if call is not None else "?"
         if name == "call:start":
+            error = getattr(event, "error", None)
+            if error is not None:  # the SDK reports a failed start as call:start with an error
+                self.say(f"Could not call {party}: {getattr(error, 'message', error)}", True)
+                if call is not None:  # its call:error would say it again
+                    self._start_failed.add(call.id)
+                return
             self.say(f"Calling {party}…")
             if call is not None:
                 self.calls_pane.select(call.id)
@@ -376,6 +390,8 @@ class SoftphoneApp(App[None]):
             self._track_changed(event, view, party)
         elif name == "call:dtmf":
             self.say(f"Call with {party}: received DTMF {getattr(event, 'digits', '')}")
+        elif name == "call:error" and getattr(event, "call_id", None) in self._start_failed:
+            pass
         elif name in ("call:error", "media:error"):
             error = getattr(event, "error", None)
             text = getattr(error, "message", str(error))

@@ -126,3 +126,19 @@ async def test_quit_without_calls_does_not_ask(server: RunningServer) -> None:
         await pilot.press("ctrl+q")
         await until(pilot, lambda: not app.is_running, what="the app to exit")
     assert app.return_code == 0
+
+
+async def test_dialing_an_unknown_user_says_so_in_red(server: RunningServer) -> None:
+    app = app_for(server, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.engine is not None, what="login")
+        await pilot.press(*"nobody", "enter")
+        await until(
+            pilot,
+            lambda: any(error for _, error in app.log_pane.entries),
+            what="an error line",
+        )
+        errors = [text for text, error in app.log_pane.entries if error]
+        assert errors[0].startswith("Could not call nobody: ") and "nobody" in errors[0][22:]
+        assert len(errors) == 1  # call:error does not repeat what call:start said
+        assert app.is_running and app.query_one("#target").has_focus
