@@ -13,6 +13,7 @@ media connection state and summarised stats. aiortc's camelCase stays inside thi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -126,7 +127,11 @@ _STAT_FIELDS: dict[str, dict[str, str]] = {
         "remote_packets_lost": "packetsLost",
         "remote_jitter": "jitter",
     },
+    # From the far end's sender reports: aiortc's inbound-rtp has no byte count.
+    "remote-outbound-rtp": {"remote_bytes_sent": "bytesSent"},
 }
+# aiortc reports jitter in RTP timestamp units; the WebRTC statistics (and we) use seconds.
+_JITTER_FIELDS = ("jitter", "remote_jitter")
 
 
 class Peer:
@@ -222,6 +227,21 @@ class Peer:
             transceiver.sender.replaceTrack(track)
         return transceiver
 
+    def detach_tracks(self) -> None:
+        """Stop sending our tracks here (directions unchanged) so aiortc can never stop them:
+        its sender stops its track when it exits, e.g. when the far end closes this DTLS
+        association, and our tracks outlive this connection (restart_media)."""
+        for transceiver in self.pc.getTransceivers():
+            with contextlib.suppress(Exception):
+                transceiver.sender.replaceTrack(None)
+
+    def reattach_tracks(self, tracks: Mapping[str, MediaStreamTrack | None]) -> None:
+        """Undo `detach_tracks` (a media restart that failed keeps this connection)."""
+        for transceiver in self.pc.getTransceivers():
+            track = tracks.get(transceiver.kind)
+            if track is not None and transceiver.sender.track is None:
+                transceiver.sender.replaceTrack(track)
+
     def set_track(self, kind: str, track: MediaStreamTrack | None) -> bool:
         """Send `track` (None: stop sending) on the first transceiver of `kind`; False if the
         call has no such transceiver."""
@@ -312,10 +332,12 @@ class Peer:
         jitter, round trip time; plus the ICE connection state."""
         report = await self.pc.getStats()
         codecs: dict[str, str] = {}
+        clock_rates: dict[str, int] = {}
         if self.remote_sdp:
             for m in SessionDescription.parse(self.remote_sdp).media:
                 if m.kind in ("audio", "video") and m.rtp.codecs and m.kind not in codecs:
                     codecs[m.kind] = m.rtp.codecs[0].mimeType
+                    clock_rates[m.kind] = m.rtp.codecs[0].clockRate
         summary: dict[str, Any] = {"ice_state": self._ice_state}
         for stat in report.values():
             kind = getattr(stat, "kind", None)
@@ -325,6 +347,8 @@ class Peer:
             fields = _STAT_FIELDS.get(stat.type, {})
             for ours, theirs in fields.items():
                 value = getattr(stat, theirs, None)
+                if value is not None and ours in _JITTER_FIELDS:
+                    value = value / clock_rates.get(kind, 90000)
                 if value is not None:
                     entry[ours] = value
         return summary
@@ -333,6 +357,7 @@ class Peer:
         if self._closed:
             return
         self._closed = True
+        self.detach_tracks()  # the engine stops its tracks itself when the call ends
         try:
             await self.pc.close()
         except Exception:  # closing must never raise into a teardown path

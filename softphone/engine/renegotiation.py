@@ -117,6 +117,10 @@ class Renegotiation(EngineCore):
             new.add_track("audio", res.source)
             if res.video is not None or old.has_kind("video"):
                 new.add_track("video", res.video)
+            # The old connection must stop using the call's tracks before the far end sees the
+            # re-offer: Chrome closes the old DTLS association then, and aiortc's sender stops
+            # its track on the way out (the new connection then sent nothing).
+            old.detach_tracks()
             try:
                 offer = await new.create_offer([old.remote_sdp, old.local_sdp])
                 res.peer = new
@@ -125,6 +129,7 @@ class Renegotiation(EngineCore):
             except BaseException as exc:
                 res.peer = old
                 await new.close()
+                old.reattach_tracks({"audio": res.source, "video": res.video})
                 if isinstance(exc, EngineError):
                     raise
                 raise EngineError(errors.GENERIC, f"media restart failed: {exc}") from exc

@@ -133,3 +133,30 @@ async def test_page_rejects_an_engine_call(
     assert states == [CallState.INITIATED, CallState.RINGING, CallState.ENDED]
     assert engine.get(out).end_reason == "rejected"
     await wait_state(bob, "Ended")
+
+
+async def test_engine_restarts_media_toward_the_page(
+    browser: Any, web_server: RunningServer, alice_engine: Engine
+) -> None:
+    """restart_media (a new peer connection under the same call: new ICE credentials and a new
+    DTLS handshake, by re-offer) toward Chrome: media flows both ways again afterwards."""
+    engine = alice_engine
+    blocks: list[float] = []
+    engine.add_pcm_listener(lambda _call, block: blocks.append(time.monotonic()))
+    bob, _ = await login(browser, web_server, "bob")
+    out = await engine.make("bob")
+    await row(bob).locator("button.answer").click()
+    await until(lambda: engine.get(out).state == CallState.CONNECTED)
+    await wait_state(bob, "Connected")
+    cid = str(await row(bob).get_attribute("data-call-id"))
+    await media_flows(bob, cid, video=False)
+    await engine.restart_media(out)
+    restarted = time.monotonic()
+    await until(lambda: sum(1 for t in blocks if t > restarted + 0.5) > 50, timeout=10)
+    await media_flows(bob, cid, video=False)  # the page hears the engine again
+    sent = (await engine.get_stats(out))["audio"]["packets_sent"]
+    await asyncio.sleep(0.5)
+    assert (await engine.get_stats(out))["audio"]["packets_sent"] > sent
+    assert engine.get(out).state == CallState.CONNECTED
+    await engine.end(out)
+    await wait_state(bob, "Ended")

@@ -43,6 +43,26 @@ export function iceGatheringComplete(pc, timeoutMs = GATHER_TIMEOUT_MS) {
   });
 }
 
+/**
+ * Resolve at the end of candidates (or after a timeout). Needed after an ICE restart: Chrome
+ * starts the new gathering a task after setLocalDescription, while iceGatheringState still reads
+ * 'complete' from the last one, so waiting on that state alone sends an SDP with no candidates.
+ */
+export function endOfCandidates(pc, timeoutMs = GATHER_TIMEOUT_MS) {
+  return new Promise((resolve) => {
+    const finish = () => {
+      pc.removeEventListener('icecandidate', onCandidate);
+      clearTimeout(timer);
+      resolve();
+    };
+    const onCandidate = (event) => {
+      if (!event.candidate) finish();
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    pc.addEventListener('icecandidate', onCandidate);
+  });
+}
+
 /** Whether an SDP puts every audio/video section on hold (sendonly or inactive). */
 function sdpHolds(sdp) {
   const sections = sdp.split(/\r?\nm=/).slice(1);
@@ -226,8 +246,10 @@ export class CallManager {
   }
 
   async #localSdp(pc, description) {
+    const gathered = endOfCandidates(pc);
     await pc.setLocalDescription(description);
     await iceGatheringComplete(pc);
+    if (!/\r?\na=candidate:/.test(pc.localDescription.sdp)) await gathered; // an ICE restart
     return pc.localDescription.sdp;
   }
 
