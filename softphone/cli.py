@@ -376,6 +376,11 @@ def cmd_tui(args: argparse.Namespace) -> int:
     saved_stderr = os.dup(2)
     os.dup2(log_fd, 2)
     os.close(log_fd)
+    # Textual draws on sys.__stderr__: give it the terminal's fd 2 back, as its own file.
+    terminal = open(saved_stderr, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    real_stderr = sys.__stderr__
+    sys.__stderr__ = terminal  # type: ignore[misc]
+    app = None
     try:
         from softphone.tui.app import SoftphoneApp
         from softphone.tui.options import TuiOptions
@@ -393,10 +398,16 @@ def cmd_tui(args: argparse.Namespace) -> int:
             token_file=Path(args.token_file).expanduser() if args.token_file else None,
             token_url=args.token_url or "",
         )
-        SoftphoneApp(options).run()
+        app = SoftphoneApp(options)
+        app.run()
     finally:
+        sys.__stderr__ = real_stderr  # type: ignore[misc]
+        terminal.close()
         os.dup2(saved_stderr, 2)
         os.close(saved_stderr)
+    if app is not None and app.return_code:
+        print(f"softphone: stopped by an error; the details are in {log_file}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -87,7 +87,7 @@ class SoftphoneApp(App[None]):
         self.views: dict[str, CallView] = {}
         self._server_url = ""
         self._start_failed: set[str] = set()
-        self._last_bytes: dict[str, tuple[float, int]] = {}
+        self._last_bytes: dict[str, tuple[float, int, float | None]] = {}
         self._quitting = False
 
     # -- layout ------------------------------------------------------------------------------
@@ -523,14 +523,19 @@ class SoftphoneApp(App[None]):
     @on(StatsUpdated)
     def _stats(self, message: StatsUpdated) -> None:
         audio = message.stats.get("audio") or {}
-        received = audio.get("bytes_received")
+        received = audio.get("bytes_received", audio.get("remote_bytes_sent"))
         kbps = None
         now = time.monotonic()
         if isinstance(received, int):
+            # The count may come from the far end's sender reports, which arrive about once a
+            # second: the rate is measured between changes and shown until the next one.
             last = self._last_bytes.get(message.call_id)
-            self._last_bytes[message.call_id] = (now, received)
-            if last is not None and now > last[0]:
-                kbps = (received - last[1]) * 8 / 1000 / (now - last[0])
+            if last is None or received != last[1]:
+                if last is not None and now > last[0]:
+                    kbps = (received - last[1]) * 8 / 1000 / (now - last[0])
+                self._last_bytes[message.call_id] = (now, received, kbps)
+            else:
+                kbps = last[2]
         selected = self.selected_view
         if selected is not None and selected.call.id == message.call_id:
             party = selected.call.remote_participant

@@ -3,6 +3,7 @@ contact, says so, and a call to echo connects and echoes audio back."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from softphone.tui.app import SoftphoneApp
@@ -28,10 +29,16 @@ async def test_dial_echo_on_the_embedded_default(tmp_path: Path) -> None:
         # The echo sends our tone back: a real remote audio track, and packets arriving.
         await until(
             pilot,
-            lambda: (engine.get_stats(call_id).get("audio") or {}).get("packets_received", 0)
-            > 25,
+            lambda: (engine.get_stats(call_id).get("audio") or {}).get("packets_received", 0) > 25,
             what="echoed audio packets",
         )
+        # The status line's live numbers: a bitrate near Opus's, and jitter in milliseconds.
+        await until(pilot, lambda: "kb/s" in app.status.plain, timeout=10, what="a bitrate")
+        numbers = app.status.plain.split("\n")[1]
+        kbps = float(re.search(r"(\d+) kb/s", numbers).group(1))  # type: ignore[union-attr]
+        jitter_ms = float(re.search(r"jitter (\d+) ms", numbers).group(1))  # type: ignore[union-attr]
+        assert 8 <= kbps <= 200, numbers
+        assert jitter_ms < 100, numbers
         await pilot.press("e")
         await until(pilot, lambda: row_states(app).get("echo") in ("Ended", None), what="ended")
         await pilot.press("ctrl+q")
