@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import aioice.ice
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -32,6 +33,25 @@ from aiortc.sdp import SessionDescription
 from softphone.protocol.models import IceServer
 
 log = logging.getLogger("softphone.engine.peer")
+
+
+def _offer_loopback_when_alone() -> None:
+    """aioice never offers 127.0.0.1. On a machine whose only interface is loopback (a
+    container, a laptop offline) no candidate at all remained, and even a call to the embedded
+    echo contact could not connect. Offer 127.0.0.1 then, and only then."""
+    original = aioice.ice.get_host_addresses
+    if getattr(original, "softphone_loopback_fallback", False):
+        return
+
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        found = original(use_ipv4, use_ipv6)
+        return found if found or not use_ipv4 else ["127.0.0.1"]
+
+    host_addresses.softphone_loopback_fallback = True  # type: ignore[attr-defined]
+    aioice.ice.get_host_addresses = host_addresses
+
+
+_offer_loopback_when_alone()
 
 StateCallback = Callable[[str, str], None]  # previous, new
 
