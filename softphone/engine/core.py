@@ -82,6 +82,8 @@ class _Res:
     sink_track: Any = None
     video_sink: Any = None
     video_track: Any = None
+    window: Any = None  # the remote video's window (a viewer process), when shown
+    window_noticed: bool = False
     detector: Any = None
     last_audio: float = 0.0  # monotonic time of the last remote audio block (0: none yet)
     audio_gap: bool = False  # media:sourceMuted was reported and no audio came since
@@ -118,6 +120,7 @@ class EngineCore:
         glare_retries: int = 5,
         inband_dtmf: bool = True,
         anonymous_ice_servers: list[IceServer] | None = None,
+        show_video: bool = False,
     ) -> None:
         self.audio_in = audio_in
         self.audio_out = audio_out
@@ -128,6 +131,7 @@ class EngineCore:
         self._glare_retries = glare_retries
         self._inband_dtmf = inband_dtmf
         self._anonymous_ice = list(anonymous_ice_servers or [])
+        self._show_video = show_video
         self._listeners: list[EngineCallback] = []
         self._pcm_listeners: list[PcmListener] = []
         self._frame_listeners: list[FrameListener] = []
@@ -495,12 +499,30 @@ class EngineCore:
             for digit in digits:
                 self._emit(CallDtmf(rec.id, digit, "inband"))
 
-    def _on_frame(self, rec: CallRecord, frame: Any) -> None:
+    def _on_frame(self, rec: CallRecord, res: _Res, frame: Any) -> None:
         for listener in list(self._frame_listeners):
             try:
                 listener(rec.id, frame)
             except Exception:
                 log.exception("video listener failed")
+        window = res.window
+        if window is not None:
+            window.show(frame)  # never blocks: a frame the window is not ready for is dropped
+            if window.notice and not res.window_noticed:
+                res.window_noticed = True  # no display, no GUI: say it once; the call goes on
+                self._emit(MediaError(ErrorInfo(errors.MEDIA_UNAVAILABLE, window.notice), rec.id))
+
+    def _open_window(self, rec: CallRecord, res: _Res) -> None:
+        if not self._show_video or self.kit.window is None or res.window is not None:
+            return
+        party = rec.to if rec.direction == "outgoing" else rec.from_
+        res.window = self.kit.window(f"softphone: {party}")
+        res.window.start()
+
+    async def _close_window(self, res: _Res) -> None:
+        window, res.window = res.window, None
+        if window is not None:  # close() waits for the viewer process: not on this loop
+            await _quietly(asyncio.get_running_loop().run_in_executor(None, window.close))
 
     async def _sync_tracks(self, rec: CallRecord, res: _Res) -> None:
         """Announce tracks that appeared or ended; keep the sink on the remote audio."""
@@ -545,9 +567,12 @@ class EngineCore:
                 res.video_sink = None
             if video is not None:
                 viewer = self.kit.video_sink()
-                viewer.on_frame = lambda frame: self._on_frame(rec, frame)
+                viewer.on_frame = lambda frame: self._on_frame(rec, res, frame)
                 viewer.start(video)
                 res.video_sink = viewer
+                self._open_window(rec, res)
+            else:
+                await self._close_window(res)
             res.video_track = video
 
     async def _watch_audio(self, rec: CallRecord, res: _Res) -> None:
@@ -601,6 +626,7 @@ class EngineCore:
         if res.video_sink is not None:
             await _quietly(res.video_sink.stop())
         res.video_sink = res.video_track = None
+        await self._close_window(res)
         if res.anon is not None:
             await _quietly(res.anon.close())
         if res.gap_watch is not None and res.gap_watch is not asyncio.current_task():

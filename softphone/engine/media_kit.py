@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiortc import MediaStreamTrack
 
@@ -20,6 +21,7 @@ from softphone.media.audio import open_source as _open_source
 from softphone.media.dtmf import DtmfDetector
 from softphone.media.errors import MediaUnavailable
 from softphone.media.video import PatternSource, VideoSink, check_camera, open_video_source
+from softphone.media.viewer import Viewer
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ class MediaKit:
     check_source: Callable[[str], None] | None = None
     check_sink: Callable[[str], None] | None = None
     check_camera: Callable[[str], None] | None = None
+    # A window for remote video (title → object with start/show/close/notice); Engine shows
+    # one per call with video when created with show_video=True.
+    window: Callable[[str], Any] | None = None
 
 
 def default_kit() -> MediaKit:
@@ -59,6 +64,7 @@ def default_kit() -> MediaKit:
         check_source=_check_source,
         check_sink=_check_sink,
         check_camera=check_camera,
+        window=Viewer,
     )
 
 

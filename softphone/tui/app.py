@@ -173,6 +173,7 @@ class SoftphoneApp(App[None]):
         engine_options: dict[str, Any] = {
             "audio_in": options.audio_in,
             "audio_out": options.audio_out,
+            "show_video": options.show_video,
         }
         engine_options.update(options.engine_options)
         engine = EngineThread(**engine_options)
@@ -194,6 +195,7 @@ class SoftphoneApp(App[None]):
         engine_options: dict[str, Any] = {
             "audio_in": self.options.audio_in,
             "audio_out": self.options.audio_out,
+            "show_video": self.options.show_video,
         }
         engine_options.update(self.options.engine_options)
         engine = EngineThread(**engine_options)

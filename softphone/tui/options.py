@@ -15,6 +15,7 @@ class TuiOptions:
     user: str = ""
     password: str | None = None
     video: bool = False
+    show_video: bool = True  # remote video in its own window (a viewer process)
     audio_in: str = "default"
     audio_out: str = "default"
     embedded_data_dir: Path | None = None
