@@ -1,10 +1,12 @@
 """Signaling for one anonymous call: no login, a call-scoped token and channel.
 
-`call()` posts `/v1/anonymous/calls` and opens the call's notification channel with the
-call-scoped token it returns. The server ends that token and channel with the call
-(`subscription.gone` "call ended", then close 4000); this object then closes itself, so
-nothing outlives the call. A refused start raises the server's error (`ServerError` with its
-code, e.g. `invalid_token`, `anonymous_not_allowed`) and leaves nothing behind.
+`lookup_ice_servers()` (before `call()`) gets the ICE servers for the offer from
+`/v1/anonymous/ice-servers`. `call()` posts `/v1/anonymous/calls` and opens the call's
+notification channel with the call-scoped token it returns. The server ends that token and
+channel with the call (`subscription.gone` "call ended", then close 4000); this object then
+closes itself, so nothing outlives the call. A refused start raises the server's error
+(`ServerError` with its code, e.g. `invalid_token`, `anonymous_not_allowed`) and leaves nothing
+behind.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from softphone.client.events import Event, EventCallback
 from softphone.client.rest import RestClient
 from softphone.protocol.models import (
     AnonymousCallResponse,
+    AnonymousIceResponse,
     CallInfo,
     IceServer,
     TokenCredentials,
@@ -68,7 +71,28 @@ class AnonymousSignaling:
 
     @property
     def ice_servers(self) -> list[IceServer]:
+        """The ICE servers the call's response gave (for later offers, e.g. a media restart);
+        empty before `call()` returned."""
         return list(self._response.ice_servers) if self._response else []
+
+    async def lookup_ice_servers(
+        self,
+        *,
+        to: str | None = None,
+        from_: str | None = None,
+        credentials: TokenCredentials | None = None,
+    ) -> AnonymousIceResponse:
+        """The ICE servers for the offer of the call about to be placed, asked with what
+        `call()` will send (`to`, `from_`, `credentials`). Refusals are the call's own
+        (`anonymous_not_allowed`, `invalid_token`, `rate_limited`, ...); a server too old for
+        the lookup raises `ServerError` with status 404. A token set is not used up."""
+        try:
+            return await self._rest.anonymous_ice_servers(
+                to=to, from_=from_, credentials=credentials
+            )
+        except errors.ClientError:
+            await self._rest.close()  # as call() does; the next request opens a new session
+            raise
 
     @property
     def connected(self) -> bool:

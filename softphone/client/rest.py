@@ -24,6 +24,8 @@ from softphone.client.errors import AuthError, ServerError, ServerUnreachable
 from softphone.protocol.models import (
     AnonymousCallRequest,
     AnonymousCallResponse,
+    AnonymousIceRequest,
+    AnonymousIceResponse,
     CallInfo,
     CallList,
     CallRecord,
@@ -362,6 +364,21 @@ class RestClient:
         if adopt_token:
             self._token = result.token
         return result
+
+    async def anonymous_ice_servers(
+        self,
+        *,
+        to: str | None = None,
+        from_: str | None = None,
+        credentials: TokenCredentials | None = None,
+    ) -> AnonymousIceResponse:
+        """The ICE servers (fresh TURN credentials) for the anonymous call about to be made,
+        before its offer: the same `to`/`from_`/`credentials` as the call will send. No login;
+        a token set is checked but not used up. A server older than this lookup answers 404."""
+        body = AnonymousIceRequest(to=to, from_=from_, credentials=credentials)
+        return await self._get(
+            "POST", "/v1/anonymous/ice-servers", AnonymousIceResponse, body, auth=False
+        )
 
     # -- history, health ---------------------------------------------------------------------
 

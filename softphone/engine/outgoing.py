@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from softphone.client import AnonymousSignaling, SignalingClient
+from softphone.client import AnonymousSignaling, ServerError, SignalingClient
 from softphone.engine import errors
 from softphone.engine.call import CallRecord
 from softphone.engine.core import (
@@ -86,7 +86,12 @@ class OutgoingCalls(EngineCore):
         """An anonymous call (no login): regular mode (`credentials` None; `from_` defaults to
         "anonymous") or token mode (the tokens name both parties: `from_`, when given, must
         match the caller's token, and the call's `from_` becomes the caller the server read
-        from it)."""
+        from it).
+
+        The offer gathers its candidates with the ICE servers (TURN) the server gives for this
+        call before it is made (`POST /v1/anonymous/ice-servers`); only a server too old for
+        that lookup (404) leaves the offer to `anonymous_ice_servers`. Later offers (a media
+        restart) use the ICE servers of the call's response."""
         url = server_url or self._server_url
         if url is None:
             raise EngineError(errors.INVALID_PARAM, "no server url (start() or server_url=)")
@@ -101,24 +106,38 @@ class OutgoingCalls(EngineCore):
         )
         anon = AnonymousSignaling(url, on_event=self._on_anonymous_event)
         res = _Res(rest=anon.rest, ice=list(self._anonymous_ice), anon=anon)
+        caller = from_ if credentials is not None else rec.from_
+
+        async def lookup() -> None:
+            try:
+                found = await anon.lookup_ice_servers(to=to, from_=caller, credentials=credentials)
+            except ServerError as exc:
+                if exc.status != 404:
+                    raise
+                log.info("call %s: server has no anonymous ICE lookup; local ICE servers", rec.id)
+                return
+            res.ice = list(found.ice_servers)
 
         async def post(sdp: str) -> CallInfo:
             info = await anon.call(
                 sdp=sdp,
                 to=to,
-                from_=from_ if credentials is not None else rec.from_,
+                from_=caller,
                 audio=audio,
                 video=video,
                 display_name=display_name,
                 credentials=credentials,
             )
+            res.ice = anon.ice_servers  # freshly minted, for later offers (restart_media)
             if credentials is not None:
                 rec.from_ = info.caller
             return info
 
         self._register(rec, res)
         self._emit(CallStart(rec.id))
-        self._spawn(self._setup_outgoing(rec, res, post, video_size), f"make {rec.id}")
+        self._spawn(
+            self._setup_outgoing(rec, res, post, video_size, prepare=lookup), f"make {rec.id}"
+        )
         return rec.id
 
     async def _setup_outgoing(
@@ -127,12 +146,21 @@ class OutgoingCalls(EngineCore):
         res: _Res,
         post: Callable[[str], Awaitable[CallInfo]],
         video_size: tuple[int, int],
+        *,
+        prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """Make the peer connection (after `prepare`, which may set `res.ice`), offer, post."""
         async with rec.lock:
             if rec.terminal:
                 return
             try:
-                peer = res.peer = self._new_peer(rec, res)
+                try:
+                    if prepare is not None:
+                        await prepare()
+                finally:
+                    # Made even when `prepare` failed (it gathers nothing until an offer), so a
+                    # refused call reports its media closed like any call that failed to start.
+                    peer = res.peer = self._new_peer(rec, res)
                 if rec.media_offered.audio:
                     res.source = self._open_source(rec)
                     self._apply_mute(rec, res)

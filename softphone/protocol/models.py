@@ -163,6 +163,19 @@ class AnonymousCallResponse(Body):
     resume_window: float
 
 
+class AnonymousIceRequest(Request, kw_only=True, rename={"from_": "from"}):
+    """Who an anonymous caller is about to call, as it will say so in its call (no SDP yet)."""
+
+    to: str | None = None
+    from_: str | None = None
+    credentials: TokenCredentials | None = None
+
+
+class AnonymousIceResponse(Body):
+    ice_servers: list[IceServer]
+    ice_ttl: int
+
+
 # -- history, health ------------------------------------------------------------------------
 
 

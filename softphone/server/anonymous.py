@@ -16,7 +16,11 @@ from pathlib import Path
 
 from softphone.config import AnonymousSection, RealmSection
 from softphone.protocol.errors import ErrorCode
-from softphone.protocol.models import AnonymousCallRequest, TokenCredentials
+from softphone.protocol.models import (
+    AnonymousCallRequest,
+    AnonymousIceRequest,
+    TokenCredentials,
+)
 from softphone.server.auth import Sessions
 from softphone.server.calls import CallService, new_call_id
 from softphone.server.errors import ApiError
@@ -27,6 +31,10 @@ from softphone.server.tokens import TokenClaims, TokenError, TokenFormat, parse_
 log = logging.getLogger("softphone.server.anonymous")
 
 LABEL = re.compile(r"^[\w.+:@-]{1,128}$")
+# The TURN credentials of an ICE lookup that names no caller are minted for this label.
+UNNAMED_CALLER = "anonymous"
+# What names the parties of an anonymous call: the call itself, or the ICE lookup before it.
+Parties = AnonymousCallRequest | AnonymousIceRequest
 # The call-scoped session outlives no call; this only bounds a call that is never ended.
 ANONYMOUS_SESSION_TTL = 12 * 3600
 
@@ -84,20 +92,7 @@ class AnonymousService:
         calls.on_ended = self._call_ended
 
     def make(self, request: AnonymousCallRequest) -> AnonymousCall:
-        replay_key: str | None = None
-        if request.credentials is None:
-            caller, callee = self._regular(request)
-        else:
-            caller, callee, replay_key = self._verify(request.credentials, request)
-        account = self._store.get_user(callee)
-        # Unknown callee and callee refusing anonymous calls look alike to an anonymous caller.
-        if account is None or not account.allow_anonymous:
-            raise ApiError(
-                ErrorCode.ANONYMOUS_NOT_ALLOWED, f"{callee} does not accept anonymous calls"
-            )
-        if replay_key is not None and self._store.token_used(replay_key):
-            log.info("anonymous token set refused: replayed")
-            raise ApiError(ErrorCode.INVALID_TOKEN, "invalid or expired credentials")
+        caller, callee, replay_key = self._admit(request)
         call_id = new_call_id()
         token, session = self._sessions.create_anonymous(caller, call_id, ANONYMOUS_SESSION_TTL)
         subscription = self._hub.subscribe(session, ["call"], ANONYMOUS_SESSION_TTL, False)
@@ -121,22 +116,50 @@ class AnonymousService:
             self._store.use_token(replay_key, time.time() + self._window() * 2, time.time())
         return AnonymousCall(token, session, call, subscription)
 
-    def _regular(self, request: AnonymousCallRequest) -> tuple[str, str]:
-        if not request.from_ or not LABEL.match(request.from_):
+    def ice_lookup(self, request: AnonymousIceRequest) -> str:
+        """Check who is about to call whom exactly as `make` would, without starting anything
+        and without using up a token set; returns the caller's label (whom the TURN credentials
+        are minted for)."""
+        caller, _, _ = self._admit(request)
+        return caller
+
+    def _admit(self, request: Parties) -> tuple[str, str, str | None]:
+        """(caller, callee, replay key or None) of an acceptable request, or the refusal."""
+        replay_key: str | None = None
+        if request.credentials is None:
+            caller, callee = self._regular(request)
+        else:
+            caller, callee, replay_key = self._verify(request.credentials, request)
+        account = self._store.get_user(callee)
+        # Unknown callee and callee refusing anonymous calls look alike to an anonymous caller.
+        if account is None or not account.allow_anonymous:
+            raise ApiError(
+                ErrorCode.ANONYMOUS_NOT_ALLOWED, f"{callee} does not accept anonymous calls"
+            )
+        if replay_key is not None and self._store.token_used(replay_key):
+            log.info("anonymous token set refused: replayed")
+            raise ApiError(ErrorCode.INVALID_TOKEN, "invalid or expired credentials")
+        return caller, callee, replay_key
+
+    def _regular(self, request: Parties) -> tuple[str, str]:
+        # A call must name its caller; an ICE lookup may leave it out.
+        if isinstance(request, AnonymousIceRequest) and request.from_ is None:
+            caller = UNNAMED_CALLER
+        elif not request.from_ or not LABEL.match(request.from_):
             raise ApiError(
                 ErrorCode.VALIDATION,
                 "'from' is required: 1-128 characters of letters, digits and . + : @ - _",
             )
+        else:
+            caller = request.from_
         if not request.to:
             raise ApiError(ErrorCode.VALIDATION, "'to' is required: the account to call")
-        return request.from_, self._calls.normalise(request.to)
+        return caller, self._calls.normalise(request.to)
 
     def _window(self) -> float:
         return self._settings.token_max_age + self._settings.clock_skew
 
-    def _verify(
-        self, creds: TokenCredentials, request: AnonymousCallRequest
-    ) -> tuple[str, str, str]:
+    def _verify(self, creds: TokenCredentials, request: Parties) -> tuple[str, str, str]:
         def refuse(reason: str) -> ApiError:
             log.info("anonymous token set refused: %s (realm %r)", reason, creds.realm[:64])
             return ApiError(ErrorCode.INVALID_TOKEN, "invalid or expired credentials")

@@ -1,11 +1,17 @@
-"""Anonymous calls: no login, a call-scoped token and channel."""
+"""Anonymous calls: no login, a call-scoped token and channel; and the ICE servers before the
+call, so that the caller's offer can gather TURN candidates."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from softphone.protocol.errors import ErrorCode as E
-from softphone.protocol.models import AnonymousCallRequest, AnonymousCallResponse
+from softphone.protocol.models import (
+    AnonymousCallRequest,
+    AnonymousCallResponse,
+    AnonymousIceRequest,
+    AnonymousIceResponse,
+)
 from softphone.server.api import endpoint
 from softphone.server.calls import call_info
 from softphone.server.http import decode, json_response
@@ -50,3 +56,33 @@ async def make_anonymous_call(request: web.Request) -> web.Response:
         ),
         201,
     )
+
+
+@endpoint(
+    "POST",
+    "/v1/anonymous/ice-servers",
+    "ICE servers (fresh TURN credentials) for the anonymous call about to be made, checked as "
+    "the call will be (regular or token mode) but starting nothing and using no token set",
+    request=AnonymousIceRequest,
+    response=AnonymousIceResponse,
+    auth="none",
+    errors=(
+        E.INVALID_JSON,
+        E.VALIDATION,
+        E.PAYLOAD_TOO_LARGE,
+        E.INVALID_TOKEN,
+        E.ANONYMOUS_NOT_ALLOWED,
+        E.RATE_LIMITED,
+    ),
+)
+async def anonymous_ice_servers(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    # The same allowance as the calls: a lookup costs what a call attempt costs.
+    services.anonymous_limit.check(client_address(request))
+    body = await decode(request, AnonymousIceRequest)
+    caller = services.anonymous.ice_lookup(body)
+    response = json_response(
+        AnonymousIceResponse(ice_servers=services.ice.servers(caller), ice_ttl=services.ice.ttl)
+    )
+    response.headers["Cache-Control"] = "no-store"  # it holds TURN credentials
+    return response

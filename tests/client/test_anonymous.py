@@ -89,6 +89,43 @@ async def test_refused_anonymous_call_raises_the_servers_error(server: RunningSe
         await anon.wait_connected(1)
 
 
+async def test_ice_servers_before_the_call(
+    servers: Servers, clients: Clients, tmp_path: Path
+) -> None:
+    (tmp_path / "turn.secret").write_text("s3cret\n")
+    config = parse_config(f"""
+[server]
+data_dir = "{tmp_path}"
+[turn]
+urls = ["turn:127.0.0.1:3478?transport=udp"]
+secret_file = "{tmp_path}/turn.secret"
+ttl = 900
+""")
+    server = await servers.start(config=config)
+    await clients.online(server.url, "desk")
+    async with AnonymousSignaling(server.url, backoff=FAST) as anon:
+        found = await anon.lookup_ice_servers(to="desk", from_="visitor")
+        assert found.ice_ttl == 900
+        [turn] = found.ice_servers
+        assert turn.urls == ["turn:127.0.0.1:3478?transport=udp"]
+        assert turn.username and turn.credential
+        assert anon.ice_servers == []  # the call's own list comes with the call
+        call = await anon.call(to="desk", from_="visitor", sdp=SDP)
+        [again] = anon.ice_servers
+        assert again.urls == turn.urls and again.username and anon.call_id == call.id
+
+    refused = AnonymousSignaling(server.url)
+    with pytest.raises(errors.ServerError) as error:
+        await refused.lookup_ice_servers(to="bob", from_="visitor")
+    assert (error.value.code, error.value.status) == ("anonymous_not_allowed", 403)
+    await refused.close()
+    async with RestClient(server.url) as rest:
+        with pytest.raises(errors.ServerError) as error:
+            await rest.anonymous_ice_servers(from_="visitor")  # no callee
+        assert (error.value.code, error.value.status) == ("validation_error", 400)
+        assert rest.token is None  # the lookup gives no token
+
+
 async def test_token_mode_anonymous_call(
     servers: Servers, clients: Clients, tmp_path: Path
 ) -> None:
@@ -119,6 +156,8 @@ key_file = "{tmp_path}/v2.key"
         to_token=tokens["toToken"],
     )
     async with AnonymousSignaling(server.url, backoff=FAST) as anon:
+        found = await anon.lookup_ice_servers(credentials=creds)  # does not use the set up
+        assert found.ice_servers == [] and found.ice_ttl > 0
         call = await anon.call(sdp=SDP, credentials=creds)
         assert call.callee == "desk" and call.caller == "guest@localhost"
         await anon.wait_connected(5)

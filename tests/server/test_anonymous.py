@@ -1,7 +1,11 @@
-"""Anonymous calls through the real server: regular mode, the three token formats, refusals."""
+"""Anonymous calls through the real server: regular mode, the three token formats, refusals;
+and the ICE lookup before the call (`POST /v1/anonymous/ice-servers`)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from softphone.config import Config, parse_config
+from softphone.server.services import SERVICES
 from softphone.server.tokens import (
     TokenFormat,
     generate_key,
@@ -18,10 +23,15 @@ from softphone.server.tokens import (
     issue_token_set,
     parse_key,
 )
+from tests.conftest import app_of
 from tests.server.harness import SDP, Party
 
 Start = Callable[[Config], Awaitable[TestClient[Any, Any]]]
 FORMATS: tuple[TokenFormat, ...] = ("ecb", "cbc", "v2")
+ICE = "/v1/anonymous/ice-servers"
+TURN_SECRET = "turn-s3cret"
+TURN_URL = "turn:127.0.0.1:3478?transport=udp"
+STUN_URL = "stun:127.0.0.1:3478"
 
 
 @pytest.fixture
@@ -40,6 +50,7 @@ async def server(start: Start, tmp_path: Path, keys: dict[str, bytes]) -> TestCl
         f'[[realms]]\nname = "{fmt}-realm"\nformat = "{fmt}"\nkey_file = "{tmp_path}/{fmt}.key"\n'
         for fmt in FORMATS
     )
+    (tmp_path / "turn.secret").write_text(TURN_SECRET + "\n")
     config = parse_config(f"""
 [server]
 data_dir = "{tmp_path}"
@@ -47,6 +58,12 @@ resume_window = 2
 [rate_limits]
 anonymous_per_minute = 1000
 login_per_minute = 1000
+[ice]
+stun_urls = ["{STUN_URL}"]
+[turn]
+urls = ["{TURN_URL}"]
+secret_file = "{tmp_path}/turn.secret"
+ttl = 600
 [anonymous]
 token_max_age = 60
 clock_skew = 5
@@ -259,6 +276,122 @@ async def test_token_never_logged(
     await anonymous_call(server, {"credentials": creds})
     await anonymous_call(server, {"credentials": creds}, expect=403)  # replay: logged refusal
     assert "replayed" in caplog.text
+    for value in (creds["accountToken"], creds["fromToken"], creds["toToken"]):
+        assert value not in caplog.text and value[:20] not in caplog.text
+
+
+# -- the ICE lookup before the call ----------------------------------------------------------
+
+
+async def ice_lookup(
+    client: TestClient[Any, Any], body: dict[str, Any], expect: int = 200
+) -> dict[str, Any]:
+    async with client.post(ICE, json=body) as response:
+        payload: dict[str, Any] = await response.json()
+        assert response.status == expect, payload
+        if expect == 200:
+            assert response.headers["Cache-Control"] == "no-store"
+        return payload
+
+
+def assert_turn_for(answer: dict[str, Any], label: str) -> None:
+    """The answer's ICE servers: TURN (credentials minted for `label`), then STUN."""
+    assert answer["ice_ttl"] == 600
+    turn, stun = answer["ice_servers"]
+    assert turn["urls"] == [TURN_URL] and stun == {"urls": [STUN_URL]}
+    expiry, _, opaque = turn["username"].partition(":")
+    assert abs(int(expiry) - (time.time() + 600)) < 5
+    tag = hmac.new(TURN_SECRET.encode(), label.encode(), hashlib.sha256).digest()
+    assert opaque == base64.urlsafe_b64encode(tag).decode()[:16]
+    mac = hmac.new(TURN_SECRET.encode(), turn["username"].encode(), hashlib.sha1).digest()
+    assert turn["credential"] == base64.b64encode(mac).decode()
+
+
+def live_state(client: TestClient[Any, Any]) -> tuple[int, int, int]:
+    """Sessions, subscriptions and live calls the server holds."""
+    services = app_of(client)[SERVICES]
+    store = services.store
+    sessions, subscriptions = list(store.sessions(0.0)), list(store.subscriptions(0.0))
+    return len(sessions), len(subscriptions), services.calls.live_count
+
+
+async def test_ice_lookup_regular_mode(server: TestClient[Any, Any]) -> None:
+    before = live_state(server)
+    # Nobody need be online: the lookup checks the callee's consent, not its devices.
+    assert_turn_for(await ice_lookup(server, {"from": "guest-42", "to": "desk"}), "guest-42")
+    assert_turn_for(await ice_lookup(server, {"to": "sip:desk@localhost"}), "anonymous")
+    assert live_state(server) == before  # nothing was created
+    # The call's own ICE servers are minted for the same label.
+    await Party(server, "desk").online()
+    _, made = await anonymous_call(server, {"from": "guest-42", "to": "desk"})
+    assert_turn_for({**made, "ice_ttl": 600}, "guest-42")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_ice_lookup_token_mode_leaves_the_set_its_call(
+    server: TestClient[Any, Any], keys: dict[str, bytes], fmt: TokenFormat
+) -> None:
+    desk = await Party(server, "desk").online()
+    creds = credentials(fmt, keys[fmt], caller="sip:guest@localhost", callee="sip:desk@localhost")
+    before = live_state(server)
+    for _ in range(2):  # a lookup does not use the set up, not even a second one
+        assert_turn_for(await ice_lookup(server, {"credentials": creds}), "guest@localhost")
+    assert live_state(server) == before
+    _, made = await anonymous_call(server, {"credentials": creds})
+    assert made["call"]["caller"] == "guest@localhost"
+    await desk.expect("call.incoming")
+    # Once the set started its call, it is refused like a replayed call.
+    for answer in (
+        await ice_lookup(server, {"credentials": creds}, expect=403),
+        (await anonymous_call(server, {"credentials": creds}, expect=403))[1],
+    ):
+        assert answer["error"] == {
+            "code": "invalid_token",
+            "message": "invalid or expired credentials",
+        }
+
+
+async def test_ice_lookup_refuses_as_the_call_does(
+    server: TestClient[Any, Any], keys: dict[str, bytes]
+) -> None:
+    """Every refusal is the call endpoint's own answer, word for word (so the lookup tells a
+    caller nothing the call would not), and leaves nothing behind."""
+    await Party(server, "bob").online()
+    good = credentials("v2", keys["v2"])
+    bodies: list[dict[str, Any]] = [
+        {"from": "guest", "to": "bob"},  # callee refuses anonymous calls
+        {"from": "guest", "to": "nobody"},  # no such account: looks the same
+        {"from": "guest", "to": "sip:nobody@localhost"},
+        {"credentials": credentials("v2", keys["v2"], callee="bob")},
+        {"credentials": {**good, "realm": "nope"}},
+        {"credentials": good, "to": "alice"},  # toToken names someone else
+        {"credentials": good, "from": "mallory"},  # fromToken names someone else
+        {"credentials": credentials("v2", keys["v2"], now=time.time() - 70)},  # expired
+        {"credentials": credentials("v2", keys["v2"], realm="desk-only", account="alice")},
+        {"from": "a b", "to": "desk"},  # not a label
+        {"from": "", "to": "desk"},
+        {"from": "guest"},  # no callee
+    ]
+    before = live_state(server)
+    for body in bodies:
+        async with server.post(ICE, json=body) as response:
+            looked_up = (response.status, await response.json())
+        async with server.post("/v1/anonymous/calls", json={**body, "sdp": SDP}) as response:
+            called = (response.status, await response.json())
+        assert looked_up == called, body
+        assert looked_up[0] == (400 if looked_up[1]["error"]["code"] == "validation_error" else 403)
+    assert live_state(server) == before
+
+
+async def test_ice_lookup_tokens_never_logged(
+    server: TestClient[Any, Any], keys: dict[str, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    creds = credentials("v2", keys["v2"])
+    await ice_lookup(server, {"credentials": creds})
+    await ice_lookup(server, {"credentials": {**creds, "to": "x"}}, expect=400)
+    await ice_lookup(server, {"credentials": {**creds, "realm": "nope"}}, expect=403)
+    assert "unknown realm" in caplog.text  # the refusal was logged, without the tokens
     for value in (creds["accountToken"], creds["fromToken"], creds["toToken"]):
         assert value not in caplog.text and value[:20] not in caplog.text
 

@@ -598,6 +598,40 @@ async def test_expired_session_refused_everywhere(
     assert services_of(client).calls.live_count == 0
 
 
+# -- the anonymous ICE lookup needs no token, and no token changes its answer -------------
+
+
+async def test_ice_lookup_answers_alike_whoever_asks(
+    party: Callable[[str], Party], client: Client
+) -> None:
+    """`POST /v1/anonymous/ice-servers` has auth `none`: no token, a garbage or expired one, a
+    user's or an anonymous call's token all get the same answer, and a user's token does not
+    open the lookup for an account that refuses anonymous calls (not even the user's own)."""
+    alice, bob, desk = party("alice"), party("bob"), party("desk")
+    await asyncio.gather(alice.online(), bob.online(), desk.online())
+    anon, _ = await anonymous_call(client, "guest")
+    stale = Party(client, "carol")
+    await stale.login()
+    expire(client, stale)
+    garbage = Party(client, "mallory")
+    garbage.token = "x" * 43
+    askers = [Party(client, "nobody"), garbage, stale, alice, bob, anon]
+    before = snapshot(client)
+    for to, want in (("desk", 200), ("bob", 403), ("nobody", 403)):
+        answers: list[Any] = []
+        for asker in askers:
+            status, payload = await asker.request(
+                "POST", "/v1/anonymous/ice-servers", {"from": "guest", "to": to}
+            )
+            assert status == want, (asker.user, to, payload)
+            # A 200's credentials may be minted a second apart: compare its shape.
+            answers.append(payload if status != 200 else sorted(payload))
+        assert all(a == answers[0] for a in answers), to
+        if want == 403:
+            assert answers[0]["error"]["code"] == "anonymous_not_allowed"
+    assert snapshot(client) == before
+
+
 # -- anonymous labels are not accounts (regressions) ---------------------------------------
 
 

@@ -203,6 +203,7 @@ LOGIN = "/v1/sessions"
 CALLS = "/v1/calls"
 SUBS = "/v1/subscriptions"
 ANON = "/v1/anonymous/calls"
+ICE = "/v1/anonymous/ice-servers"
 RINGING = "/v1/calls/{ringing}"
 CONNECTED = "/v1/calls/{connected}"
 CREDS = {"username": "alice", "password": PASSWORD}
@@ -353,6 +354,31 @@ CASES: list[Case] = [
          j({"to": "desk", "sdp": SDP, "credentials": {"realm": "nowhere"}}), INVALID),
     Case("anon-oversized", "POST", ANON, None, j({**GUEST, "sdp": "v=0" + "x" * MAX_BODY}),
          TOO_LARGE),
+    # the ICE lookup before an anonymous call: checked as the call is, creates nothing
+    Case("ice-malformed-json", "POST", ICE, None, b'{"to": "desk",', BAD_JSON),
+    Case("ice-empty-body", "POST", ICE, None, b"", BAD_JSON),
+    Case("ice-no-body", "POST", ICE, None, None, BAD_JSON),
+    Case("ice-array", "POST", ICE, None, b"[]", INVALID),
+    Case("ice-missing-to", "POST", ICE, None, j({"from": "guest"}), INVALID),
+    Case("ice-empty-to", "POST", ICE, None, j({"to": ""}), INVALID),
+    Case("ice-to-wrong-type", "POST", ICE, None, j({"to": ["desk"]}), INVALID),
+    Case("ice-bad-from", "POST", ICE, None, j({"from": "a b", "to": "desk"}), INVALID),
+    Case("ice-long-from", "POST", ICE, None, j({"from": "a" * 129, "to": "desk"}), INVALID),
+    Case("ice-with-sdp", "POST", ICE, None, j(GUEST), INVALID),  # no SDP before the offer
+    Case("ice-unknown-field", "POST", ICE, None, j({"to": "desk", "token": "x"}), INVALID),
+    Case("ice-unknown-callee", "POST", ICE, None, j({"to": "nobody"}), NO_ANONYMOUS),
+    Case("ice-callee-refuses", "POST", ICE, None, j({"from": "guest", "to": "bob"}),
+         NO_ANONYMOUS),
+    Case("ice-user-token-changes-nothing", "POST", ICE, "bob", j({"to": "bob"}), NO_ANONYMOUS),
+    Case("ice-unknown-realm", "POST", ICE, None,
+         j({"credentials": {
+             "realm": "nowhere", "accountToken": "a", "fromToken": "f", "toToken": "t"}}),
+         (403, "invalid_token")),
+    Case("ice-credentials-incomplete", "POST", ICE, None,
+         j({"credentials": {"realm": "nowhere"}}), INVALID),
+    Case("ice-oversized", "POST", ICE, None, j({"to": "desk", "from": "x" * MAX_BODY}),
+         TOO_LARGE),
+    Case("method-ice-get", "GET", ICE, None, None, NO_METHOD),
     # history
     _history("limit-zero", "limit=0"),
     _history("limit-over", "limit=201"),
@@ -452,8 +478,9 @@ async def test_bad_credentials_look_the_same(world: World) -> None:
         (LOGIN, b'{"username": "\xff", "password": "x"}'),
         (CALLS, b'{"to": "bob\xc3", "sdp": "v=0"}'),
         (ANON, b'{"from": "\xed\xa0\x80", "to": "desk", "sdp": "v=0"}'),
+        (ICE, b'{"to": "desk\xff"}'),
     ],
-    ids=["login", "call", "anonymous"],
+    ids=["login", "call", "anonymous", "ice-lookup"],
 )
 async def test_invalid_utf8_in_a_string_is_invalid_json(
     world: World, path: str, body: bytes
@@ -564,6 +591,28 @@ async def test_anonymous_rate_limit(start: Start, tmp_path: Path) -> None:
     assert 1 <= int(headers["Retry-After"]) <= 20
     assert snapshot(client) == before
     assert services_of(client).calls.live_count == 3
+    await still_serving(client)
+
+
+async def test_anonymous_rate_limit_covers_ice_lookups(start: Start, tmp_path: Path) -> None:
+    """Lookups and calls share one allowance per address: a lookup costs what a call does."""
+    client = await fast_server(start, limited_config(tmp_path, anonymous_per_minute=3))
+    await Party(client, "desk").online()
+    lookup = j({"from": "guest", "to": "desk"})
+    call = j({"from": "guest", "to": "desk", "sdp": SDP})
+    for path, body in ((ICE, lookup), (ANON, call), (ICE, lookup)):
+        status, payload, _ = await send(client, "POST", path, body=body)
+        assert status in (200, 201), payload
+    before = snapshot(client)
+    for path, body in ((ICE, lookup), (ANON, call)):
+        status, payload, headers = await send(client, "POST", path, body=body)
+        assert_error(status, payload, headers, 429, "rate_limited")
+        assert 1 <= int(headers["Retry-After"]) <= 20
+    # Checked before the body is even read: a malformed lookup is refused the same way.
+    status, payload, headers = await send(client, "POST", ICE, body=b"{")
+    assert_error(status, payload, headers, 429, "rate_limited")
+    assert snapshot(client) == before
+    assert services_of(client).calls.live_count == 1
     await still_serving(client)
 
 

@@ -156,6 +156,7 @@ ENDPOINTS: list[tuple[str, str]] = [
     ("PUT", "/v1/subscriptions/{sub}"),
     ("POST", "/v1/calls"),
     ("POST", "/v1/anonymous/calls"),
+    ("POST", "/v1/anonymous/ice-servers"),
     *(("POST", f"/v1/calls/{{call}}/{action}") for action in ACTIONS),
 ]
 KNOWN_KEYS = (
@@ -284,6 +285,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "/v1/subscriptions/{sub}": ("expires",),
     "/v1/calls": ("to", "sdp", "media", "display_name"),
     "/v1/anonymous/calls": ("to", "from", "sdp", "media", "display_name", "credentials"),
+    "/v1/anonymous/ice-servers": ("to", "from", "credentials"),
     "/v1/calls/{call}/answer": ("sdp",),
     "/v1/calls/{call}/update": ("sdp",),
     "/v1/calls/{call}/update-answer": ("sdp",),

@@ -8,11 +8,18 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from softphone.server.runner import RunningServer
+from softphone.config import parse_config
+from softphone.server.runner import RunningServer, start_server
+from softphone.server.services import SERVICES
+from tests.conftest import seed_users
+from tests.server.fake_turn import SECRET as TURN_SECRET
+from tests.server.fake_turn import FakeTurn, fake_turn, password_for
 from tests.server.harness import PASSWORD
 
 TIMEOUT_MS = 15_000
@@ -227,6 +234,89 @@ async def test_anonymous_page_regular_token_and_refused(
     await wait_state(anon, "Ended", 3)
     await wait_log(anon, "bob does not accept anonymous calls")
     await assert_no_secrets(anon, desk)
+
+
+@pytest.fixture
+async def turn() -> AsyncIterator[FakeTurn]:
+    server = await fake_turn()
+    yield server
+    assert server.transport is not None
+    server.transport.close()
+
+
+@pytest.fixture
+async def turn_server(turn: FakeTurn, tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """A server whose ICE servers are one TURN server (the fake one)."""
+    (tmp_path / "turn.secret").write_text(TURN_SECRET.decode() + "\n")
+    config = parse_config(f"""
+[server]
+data_dir = "{tmp_path}"
+[rate_limits]
+login_per_minute = 1000
+anonymous_per_minute = 1000
+[turn]
+urls = ["turn:127.0.0.1:{turn.port}?transport=udp"]
+secret_file = "{tmp_path}/turn.secret"
+""")
+    server = await start_server(config, host="127.0.0.1", port=0)
+    seed_users(server.app[SERVICES].store)
+    yield server
+    await server.stop()
+
+
+# Records the configuration of every RTCPeerConnection the page makes (before its scripts run).
+RECORD_PEER_CONFIGS = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  window.peerConfigs = [];
+  window.RTCPeerConnection = function (config, ...rest) {
+    window.peerConfigs.push(JSON.parse(JSON.stringify(config || {})));
+    return new Native(config, ...rest);
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+})();
+"""
+
+
+async def test_anonymous_page_offers_with_the_servers_turn(
+    browser: Any, turn_server: RunningServer, turn: FakeTurn
+) -> None:
+    """The page asks the server for the call's ICE servers before it makes its offer, and the
+    offer's gathering uses that TURN server with those credentials."""
+    desk, _ = await login(browser, turn_server, "desk")
+    context = await browser.new_context()
+    await context.add_init_script(RECORD_PEER_CONFIGS)
+    anon = await context.new_page()
+    anon.set_default_timeout(TIMEOUT_MS)
+    anon.errors = []
+    anon.on("pageerror", lambda exc: anon.errors.append(str(exc)))
+    requests: list[str] = []
+    anon.on("request", lambda r: requests.append(r.url.removeprefix(turn_server.url)))
+    await anon.goto(f"{turn_server.url}/web/anonymous.html")
+
+    await anon.fill("#caller", "guest-42")
+    await anon.fill("#callee", "desk")
+    async with anon.expect_response("**/v1/anonymous/ice-servers") as response:
+        await anon.click("#make-call")
+    found = await (await response.value).json()
+    [server] = found["ice_servers"]
+    assert server["urls"] == [f"turn:127.0.0.1:{turn.port}?transport=udp"]
+    assert server["credential"] == password_for(server["username"])
+    await row(desk).locator("button.answer").click()
+    await wait_state(anon, "Connected")
+    await media_flows(anon, await call_id(anon), video=False)
+
+    api = [r for r in requests if r.startswith("/v1/anonymous/")]
+    assert api[:2] == ["/v1/anonymous/ice-servers", "/v1/anonymous/calls"]
+    configs = await anon.evaluate("window.peerConfigs")
+    assert configs[0]["iceServers"] == [server]  # the offer's connection, made after the lookup
+    # Chromium asked the TURN server for a relay while gathering, with those credentials.
+    opaque = server["username"].partition(":")[2]
+    assert {a.username for a in turn.of(opaque)} == {server["username"]}
+    assert all(a.verified for a in turn.of(opaque))
+    await anon.click("#end-call")
+    await wait_state(desk, "Ended")
+    assert anon.errors == []
 
 
 async def test_seed_pitfalls_fixed(browser: Any, web_server: RunningServer) -> None:

@@ -3,10 +3,11 @@
 // call:newTrack, call:trackEnded, call:error. Every call is tracked by its own id; there is no
 // single "current call".
 //
-// WebRTC: an RTCPeerConnection per call with the subscription's ICE servers; no trickle ICE:
-// the SDP is sent once ICE gathering is complete (the Python peers do not trickle either).
+// WebRTC: an RTCPeerConnection per call with the subscription's ICE servers (an anonymous call:
+// those the server gives for it before the offer); no trickle ICE: the SDP is sent once ICE
+// gathering is complete (the Python peers do not trickle either).
 
-import { Client, rtcIceServers } from './client.js';
+import { ApiError, Client, rtcIceServers } from './client.js';
 
 export const states = Object.freeze({
   INITIATING: 'Initiating',
@@ -288,32 +289,41 @@ export class CallManager {
     client.onState = (state) => {
       if (state === 'resync') this.resync(client);
     };
-    this.#start(call, async (sdp) => {
-      const body = { sdp, media: { audio: true, video } };
-      if (credentials) {
-        body.credentials = credentials;
-      } else {
-        body.from = from;
-        body.to = to;
-        if (displayName) body.display_name = displayName;
+    const parties = credentials ? { credentials } : { from, to };
+    // The offer gathers its candidates with the ICE servers (TURN) the server gives for this
+    // call before it exists (§3.4); a server without that lookup (404) leaves it none.
+    const iceServers = async () => {
+      try {
+        const found = await client.request('POST', '/v1/anonymous/ice-servers', parties, { auth: false });
+        return rtcIceServers(found.ice_servers);
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404) return [];
+        throw err;
       }
+    };
+    this.#start(call, async (sdp) => {
+      const body = { sdp, media: { audio: true, video }, ...parties };
+      if (!credentials && displayName) body.display_name = displayName;
       const made = await client.request('POST', '/v1/anonymous/calls', body, { auth: false });
       client.adoptAnonymous(made);
       client.connect();
-      // The offer was made before the ICE servers were known; later offers use them.
+      // Later offers (an ICE restart) use the call's own, freshly minted, ICE servers.
       call.pc.setConfiguration({ iceServers: rtcIceServers(made.ice_servers) });
       call.from = made.call.caller;
       call.to = made.call.callee;
       call.remoteParty = made.call.callee;
       return made.call;
-    }, video, []);
+    }, video, iceServers);
     return call.id;
   }
 
+  /** @param {object[] | (() => Promise<object[]>)} iceServers the list, or how to get it */
   async #start(call, post, video, iceServers) {
     try {
       const stream = await this.#localMedia(call, video);
-      const pc = this.#peer(call, iceServers);
+      const servers = typeof iceServers === 'function' ? await iceServers() : iceServers;
+      if (isTerminal(call.state)) return; // ended while asking
+      const pc = this.#peer(call, servers);
       for (const track of stream.getTracks()) pc.addTrack(track, stream);
       const sdp = await this.#localSdp(pc, await pc.createOffer());
       if (isTerminal(call.state)) return; // ended while preparing
