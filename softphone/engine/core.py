@@ -84,6 +84,7 @@ class _Res:
     video_track: Any = None
     window: Any = None  # the remote video's window (a viewer process), when shown
     window_noticed: bool = False
+    media_watched: Any = None  # the peer connection the media watchdog is waiting on
     detector: Any = None
     last_audio: float = 0.0  # monotonic time of the last remote audio block (0: none yet)
     audio_gap: bool = False  # media:sourceMuted was reported and no audio came since
@@ -121,6 +122,7 @@ class EngineCore:
         inband_dtmf: bool = True,
         anonymous_ice_servers: list[IceServer] | None = None,
         show_video: bool = False,
+        media_timeout: float = 20.0,
     ) -> None:
         self.audio_in = audio_in
         self.audio_out = audio_out
@@ -132,6 +134,7 @@ class EngineCore:
         self._inband_dtmf = inband_dtmf
         self._anonymous_ice = list(anonymous_ice_servers or [])
         self._show_video = show_video
+        self._media_timeout = media_timeout
         self._listeners: list[EngineCallback] = []
         self._pcm_listeners: list[PcmListener] = []
         self._frame_listeners: list[FrameListener] = []
@@ -314,6 +317,39 @@ class EngineCore:
         previous = rec.previous()
         rec.state = state
         self._emit(CallStateChange(rec.id, previous, Transition(reason, status_code), state, error))
+        if state == S.CONNECTED:
+            self._watch_media(rec)
+
+    def _watch_media(self, rec: CallRecord) -> None:
+        """Both descriptions are applied: the media connection must come up in time. aiortc
+        never reports a failure when there is no candidate pair at all (it does not even
+        start ICE), and a call would sit Connected in silence for ever."""
+        res = self._res.get(rec.id)
+        peer = res.peer if res is not None else None
+        if res is None or peer is None or res.media_watched is peer:
+            return
+        res.media_watched = peer
+        self._spawn(self._media_watchdog(rec, res, peer), f"media watchdog {rec.id}")
+
+    async def _media_watchdog(self, rec: CallRecord, res: _Res, peer: Peer) -> None:
+        deadline = time.monotonic() + self._media_timeout
+        while time.monotonic() < deadline:
+            if rec.terminal or res.peer is not peer or peer.closed:
+                return
+            if peer.ice_state in ("connected", "completed"):
+                return
+            await asyncio.sleep(0.2)
+        async with rec.lock:
+            if rec.terminal or res.peer is not peer or peer.ice_state in ("connected", "completed"):
+                return
+            seconds = f"{self._media_timeout:g}"
+            await self._fail(
+                rec,
+                EngineError(
+                    errors.GENERIC,
+                    f"no media connection after {seconds} s (ICE found no working path)",
+                ),
+            )
 
     # -- signaling events --------------------------------------------------------------------
 

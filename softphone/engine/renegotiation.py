@@ -136,6 +136,7 @@ class Renegotiation(EngineCore):
             await old.close()
             await self._sync_tracks(rec, res)
             self._after_negotiation(rec, res, "media restarted")
+            self._watch_media(rec)  # the new connection must come up in time too
 
     async def _exchange(self, rec: CallRecord, res: _Res, sdp: str) -> str:
         """POST a re-offer and wait for the other party's answer (glare raises ServerError)."""
