@@ -48,6 +48,8 @@ DTMF_KEYS = {str(d): str(d) for d in range(10)} | {"asterisk": "*", "number_sign
 ENDED_ROW_SECONDS = 4.0
 
 _BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
+    # Textual's own ctrl+q is hidden from the footer; a phone should always show how to quit.
+    Binding("ctrl+q", "quit", "Quit", priority=True),
     Binding("a", "answer('audio')", "Answer"),
     Binding("A", "answer('video')", "Answer video"),
     Binding("r", "reject", "Reject"),
@@ -275,6 +277,10 @@ class SoftphoneApp(App[None]):
 
     @on(DevicesListed)
     def _devices_listed(self, message: DevicesListed) -> None:
+        with contextlib.suppress(NoMatches):  # a late reply while the app is torn down
+            self._show_devices(message)
+
+    def _show_devices(self, message: DevicesListed) -> None:
         devices = message.devices
         self.status.set_devices(
             devices.audio_in_label or devices.audio_in, devices.audio_out_label or devices.audio_out
@@ -317,7 +323,7 @@ class SoftphoneApp(App[None]):
         self._quitting = True
         live = [v.call.id for v in self.views.values() if v.live]
         if live:
-            self.say(f"Ending {len(live)} call(s) and quitting…")
+            self.say(f"Ending {'the call' if len(live) == 1 else f'{len(live)} calls'}; quitting…")
         self._hang_up_and_close(self.engine, self.embedded, live, then_exit=True)
 
     @work(thread=True, group="shutdown", exit_on_error=False, description="quitting")
@@ -486,10 +492,10 @@ class SoftphoneApp(App[None]):
             retry = f"retry in {event.retry_in:.0f} s" if event.retry_in else "retrying"
             self.status.set_connection("reconnecting", ", ".join(x for x in (reason, retry) if x))
             live = sum(1 for v in self.views.values() if v.live)
-            keep = f"; {live} call(s) keep their media" if live else ""
-            self.banner.show_state(
-                "reconnecting", f"({reason or 'connection lost'}, {retry}{keep})"
-            )
+            keep = ""
+            if live:
+                keep = " · the call keeps its media" if live == 1 else f" · {live} calls keep media"
+            self.banner.show_state("reconnecting", f"{retry}{keep}")
             self.say(f"Lost the server connection ({reason or 'no reason given'}); {retry}.")
         elif state == "disconnected" and not self._quitting:
             self.status.set_connection("offline", reason)
@@ -507,6 +513,10 @@ class SoftphoneApp(App[None]):
     # -- once a second: durations and the selected call's statistics ----------------------------
 
     def _tick(self) -> None:
+        with contextlib.suppress(NoMatches):
+            self._refresh_live()
+
+    def _refresh_live(self) -> None:
         for view in self.views.values():
             if view.live and view.connected_at is not None:
                 self.calls_pane.show(view)
@@ -524,6 +534,10 @@ class SoftphoneApp(App[None]):
 
     @on(StatsUpdated)
     def _stats(self, message: StatsUpdated) -> None:
+        with contextlib.suppress(NoMatches):  # a late reply while the app is torn down
+            self._show_stats(message)
+
+    def _show_stats(self, message: StatsUpdated) -> None:
         audio = message.stats.get("audio") or {}
         received = audio.get("bytes_received", audio.get("remote_bytes_sent"))
         kbps = None
@@ -613,6 +627,10 @@ class SoftphoneApp(App[None]):
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
+        with contextlib.suppress(NoMatches):  # a worker ending while the app is torn down
+            self._worker_outcome(event)
+
+    def _worker_outcome(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if event.state == WorkerState.ERROR:
             error = worker.error

@@ -99,7 +99,7 @@ async def test_reconnecting_banner_while_the_websocket_is_down(
         dropped = time.monotonic()
         await until(pilot, lambda: app.banner.has_class("-reconnecting"), what="the banner")
         banner = str(app.banner.render())
-        assert "Reconnecting to the server" in banner and "1 call(s) keep their media" in banner
+        assert "Reconnecting to the server" in banner and "the call keeps its media" in banner
         assert app.status.connection == "reconnecting"
         assert time.monotonic() - dropped < 1.5, "the banner came after the reconnect"
 

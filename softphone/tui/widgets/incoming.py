@@ -55,9 +55,9 @@ class IncomingPane(Vertical):
         yield Static(id="ring")
         yield Static(id="queue")
         with Horizontal():
-            yield Button("Answer audio [a]", id="answer_audio", variant="success", compact=True)
-            yield Button("Answer video [A]", id="answer_video", variant="primary", compact=True)
-            yield Button("Reject [r]", id="reject", variant="error", compact=True)
+            yield Button("Answer audio \\[a]", id="answer_audio", variant="success", compact=True)
+            yield Button("Answer video \\[A]", id="answer_video", variant="primary", compact=True)
+            yield Button("Reject \\[r]", id="reject", variant="error", compact=True)
 
     @property
     def calls(self) -> list[IncomingCall]:

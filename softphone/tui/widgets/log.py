@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from rich.text import Text
+from textual.events import Resize
 from textual.widgets import RichLog
 
 _log = logging.getLogger("softphone.tui.messages")
@@ -24,6 +25,12 @@ class MessageLog(RichLog):
         self.lines_text: list[str] = []  # plain copies, for tests
         self.entries: list[tuple[str, bool]] = []  # (text, is an error)
         self.clock: Callable[[], str] = lambda: time.strftime("%H:%M:%S")
+
+    def on_resize(self, event: Resize) -> None:
+        super().on_resize(event)
+        # A pane above grew (a call rings, the banner shows): keep the newest line in view.
+        if self.auto_scroll:
+            self.scroll_end(animate=False, immediate=True)
 
     def say(self, text: str, error: bool = False) -> None:
         stamp = self.clock()

@@ -39,7 +39,8 @@ def describe_stats(stats: dict[str, Any], kbps: float | None) -> str:
 
 class StatusLine(Static):
     DEFAULT_CSS = """
-    StatusLine { height: 2; background: $panel; padding: 0 1; }
+    StatusLine { height: 2; background: $panel; padding: 0 1;
+                 text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self) -> None:
