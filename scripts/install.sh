@@ -11,11 +11,21 @@ want_test=0
 
 # System packages. Kept in one list so CI and a new machine install the same things.
 # libportaudio2: sounddevice's native library (without it `import sounddevice` raises OSError).
+# The video window: the opencv-python wheel bundles Qt 5 and most X libraries, but its cv2 module
+# and Qt's xcb plugin still load these from the system (from `ldd` on cv2.abi3.so,
+# cv2/qt/plugins/platforms/libqxcb.so and opencv_python.libs/*): libGL.so.1 (libgl1),
+# libglib-2.0 and libgthread-2.0 (libglib2.0-0), libSM and libICE (libsm6, libice6), libX11
+# (libx11-6, also used through ctypes by softphone/media/viewer.py), libXext (libxext6) and
+# libxcb (libxcb1). Without one, the viewer shows a notice instead of the window.
 # The PulseAudio packages give the tests a real virtual sound card (a null sink).
 # chromium: the browser the page tests (tests/web) drive through Playwright's driver.
-APT_RUNTIME=(libportaudio2)
+# xvfb, x11-utils (xwininfo), x11-apps (xwd): tests/media/test_viewer_window.py opens the real
+# video window on a private X server and reads the window's pixels back.
+APT_RUNTIME=(libportaudio2 libgl1 libglib2.0-0 libsm6 libice6 libx11-6 libxext6 libxcb1)
 APT_PYTHON=(python3 python3-venv python3-pip)
-APT_TEST=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils chromium)
+# tmux: tests/tui/test_terminal.py runs the installed softphone in a real terminal.
+APT_TEST=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils chromium
+          xvfb x11-utils x11-apps tmux)
 
 apt_install() {
     local missing=()
@@ -57,6 +67,10 @@ installed() { [[ -f "$1" && "$(cat "$1")" == "$digest" ]]; }
 if ! installed ".venv/.installed[test]" && ! { [[ -z "$extras" ]] && installed .venv/.installed; }
 then
     log=$(mktemp)
+    # Both OpenCV wheels install cv2/: an older venv's headless one would shadow the GUI one.
+    if .venv/bin/python -m pip show --quiet opencv-python-headless >/dev/null 2>&1; then
+        .venv/bin/python -m pip uninstall --quiet --yes opencv-python-headless >/dev/null
+    fi
     if ! { .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip &&
            .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
          } >"$log" 2>&1; then
