@@ -92,6 +92,7 @@ class _Res:
     update_answer: asyncio.Future[str] | None = None
     queue: asyncio.Queue[frames.Notification] = field(default_factory=asyncio.Queue)
     worker: asyncio.Task[None] | None = None
+    feedback: asyncio.Task[None] | None = None  # an incoming call's ringing step
 
 
 class EngineCore:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -49,7 +51,7 @@ class IncomingCalls(EngineCore):
         res = _Res(rest=client.rest, ice=client.ice_servers)
         self._register(rec, res)
         self._emit(CallReceive(rec.id, rec.media_offered))
-        self._spawn(self._feedback(rec, res), f"ringing {rec.id}")
+        res.feedback = self._spawn(self._feedback(rec, res), f"ringing {rec.id}")
 
     async def _feedback(self, rec: CallRecord, res: _Res) -> None:
         async with rec.lock:
@@ -77,11 +79,15 @@ class IncomingCalls(EngineCore):
         video: bool = False,
         video_size: tuple[int, int] = (640, 480),
     ) -> None:
-        """Answer an incoming call (Initiated or Ringing) → Connected."""
+        """Answer an incoming call (Initiated or Ringing) → Connected. Answering right on
+        call:receive (still Initiating) waits for the ringing feedback already under way."""
         allowed = {S.INITIATED, S.RINGING}
-        rec = self._require(call_id, allowed, "answer")
+        rec = self._require(call_id, allowed | {S.INITIATING}, "answer")
         _incoming_only(rec, "answer")
         res = self._res[rec.id]
+        if rec.state == S.INITIATING and res.feedback is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(res.feedback)
         async with rec.lock:
             self._check(rec, allowed, "answer")
             assert rec.remote_offer is not None and rec.server_id is not None

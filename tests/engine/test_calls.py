@@ -405,3 +405,24 @@ async def test_media_failure_ends_the_call_with_an_error(
     assert alice.engine.get(a_id).end_reason == "error"
     assert bob.engine.get(b_id).end_reason == "hangup"
     assert peer.closed
+
+
+async def test_answer_right_on_call_receive(server: RunningServer, parties: Parties) -> None:
+    """A callee that answers inside its call:receive handler (still Initiating) gets the call
+    answered once the ringing step is done, not an error."""
+    alice = await parties.online(server, "alice")
+    bob = await parties.online(server, "bob")
+    answering: list[asyncio.Task[None]] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, CallReceive):
+            assert bob.engine.get(event.call_id).state == S.INITIATING
+            answering.append(asyncio.ensure_future(bob.engine.answer(event.call_id)))
+
+    bob.engine.subscribe(on_event)
+    a_id = await alice.engine.make("bob")
+    await alice.events.state(a_id, S.CONNECTED)
+    await answering[0]
+    b_id = (await bob.events.wait(CallReceive)).call_id
+    assert bob.engine.get(b_id).state == S.CONNECTED
+    assert bob.events.states(b_id) == ["Ringing", "Connected"]
