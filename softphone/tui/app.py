@@ -408,6 +408,10 @@ class SoftphoneApp(App[None]):
         elif name == "call:mediaConnectionChange":
             if getattr(event, "state", "") == "failed":
                 self.say(f"Call with {party}: the media connection failed", error=True)
+        elif name == "media:sourceMuted" and not getattr(event, "local", True):
+            self.say(f"Call with {party}: their audio stopped arriving", error=True)
+        elif name == "media:sourceUnmuted" and not getattr(event, "local", True):
+            self.say(f"Call with {party}: their audio is back")
         elif name == "media:deviceChange":
             self._device_changed(event)
         elif name == "ws:change":

@@ -64,7 +64,8 @@ class CallView:
 
 class CallsPane(DataTable[str]):
     DEFAULT_CSS = """
-    CallsPane { height: 7; border: round $primary; border-title-color: $primary; }
+    CallsPane { height: auto; min-height: 4; max-height: 12; border: round $primary;
+                border-title-color: $primary; }
     CallsPane:focus { border: round $accent; }
     """
 
