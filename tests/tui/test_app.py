@@ -142,3 +142,19 @@ async def test_dialing_an_unknown_user_says_so_in_red(server: RunningServer) -> 
         assert errors[0].startswith("Could not call nobody: ") and "nobody" in errors[0][22:]
         assert len(errors) == 1  # call:error does not repeat what call:start said
         assert app.is_running and app.query_one("#target").has_focus
+
+
+async def test_long_messages_wrap_without_losing_text(server: RunningServer) -> None:
+    """At 80 columns a wrapped line used to lose two characters under the scrollbar."""
+    app = app_for(server, "alice")
+    long = " ".join(f"word{i:02d}" for i in range(40))  # ~280 characters: four rows
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.engine is not None, what="login")
+        for i in range(20):  # enough lines for the scrollbar to show
+            app.say(f"filler {i}")
+        app.say(long)
+        await pilot.pause(0.3)
+        rows = [strip.text for strip in app.screen._compositor.render_strips()]
+        inside = [r[1:-1].rstrip(" ▁▂▃▄▅▆▇█▏▕").rstrip() for r in rows if r.startswith("│")]
+        shown = " ".join(inside)
+        assert all(f"word{i:02d}" in shown for i in range(40)), shown

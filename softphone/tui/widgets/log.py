@@ -15,12 +15,14 @@ _log = logging.getLogger("softphone.tui.messages")
 
 class MessageLog(RichLog):
     DEFAULT_CSS = """
-    MessageLog { height: 1fr; min-height: 4; border: round $secondary;
+    MessageLog { height: 1fr; min-height: 4; border: round $secondary; scrollbar-gutter: stable;
                  border-title-color: $secondary; }
     """
 
     def __init__(self) -> None:
-        super().__init__(id="messages", wrap=True, markup=False, max_lines=2000)
+        # min_width: RichLog renders every line at least 78 wide by default, which hid the end
+        # of wrapped lines under the scrollbar at 80 columns.
+        super().__init__(id="messages", wrap=True, markup=False, max_lines=2000, min_width=20)
         self.border_title = "Messages"
         self.lines_text: list[str] = []  # plain copies, for tests
         self.entries: list[tuple[str, bool]] = []  # (text, is an error)
