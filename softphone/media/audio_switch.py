@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from softphone.media.audio_sink import Pcm, to_mono
 from softphone.media.audio_source import AudioSource
 from softphone.media.constants import BLOCK, SAMPLE_RATE
+from softphone.media.switching import abandon, retire
 
 _BLOCK_SECONDS = BLOCK / SAMPLE_RATE
 _MAX_LATE = 0.2
@@ -52,20 +53,12 @@ class SwitchableSource(AudioSource):
         self._drop_read()  # a reader waiting on it wakes up and reads from `source`
         self._filling = True
         self._due = time.monotonic() + _BLOCK_SECONDS
-        if old is not source:
-            with contextlib.suppress(Exception):
-                old.stop()
+        retire(old, source)
         return old
 
     def _drop_read(self) -> None:
         read, self._read = self._read, None
-        if read is None:
-            return
-        if read.done():
-            if not read.cancelled():
-                read.exception()  # retrieved: a late block of the old source is dropped
-        else:
-            read.cancel()
+        abandon(read)
 
     async def _next_block(self) -> Pcm:
         while self._pending.size < BLOCK:

@@ -18,6 +18,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from softphone.media.devices import list_video_devices
 from softphone.media.errors import MediaUnavailable
+from softphone.media.switching import abandon, retire
 
 log = logging.getLogger(__name__)
 
@@ -203,20 +204,12 @@ class SwitchableVideo(MediaStreamTrack):
         self.muted = self._muted
         self._rebase = True
         self._drop_read()  # a reader waiting on the old source wakes up and reads the new one
-        if old is not source:
-            with contextlib.suppress(Exception):
-                old.stop()
+        retire(old, source)
         return old
 
     def _drop_read(self) -> None:
         read, self._read = self._read, None
-        if read is None:
-            return
-        if read.done():
-            if not read.cancelled():
-                read.exception()  # retrieved: a late frame of the old source is dropped
-        else:
-            read.cancel()
+        abandon(read)
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
