@@ -141,3 +141,23 @@ async def until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
         await pilot.pause(0.05)
+
+
+def row_states(app: SoftphoneApp) -> dict[str, str]:
+    """Party → state, as the Calls pane shows them."""
+    table = app.calls_pane
+    return {str(row[0]): str(row[2]) for row in (table.get_row(k) for k in table.rows)}
+
+
+async def answered_by_key(
+    pilot: Any, app: SoftphoneApp, server: RunningServer, bob: Far
+) -> tuple[Far, str]:
+    """Once the app is logged in: bob calls alice, the app answers with `a`, the Calls pane
+    shows bob Connected. Returns bob and his call's id."""
+    await until(pilot, lambda: app.engine is not None, what="login")
+    await bob.start(server, "bob")
+    call_id = await bob.call(bob.thread.make, "alice")
+    await until(pilot, lambda: app.incoming_pane.first is not None, what="incoming")
+    await pilot.press("a")
+    await until(pilot, lambda: row_states(app).get("bob") == "Connected", what="Connected")
+    return bob, call_id

@@ -12,8 +12,8 @@ from softphone.server.runner import RunningServer
 from softphone.server.tokens import issue_token_set, parse_key
 from softphone.tui.app import SoftphoneApp
 from softphone.tui.options import TuiOptions
-from tests.tui.conftest import FAST, MEDIA, REALM, Far, until
-from tests.tui.test_app import SIZE, logged, row_states
+from tests.tui.conftest import FAST, MEDIA, REALM, Far, row_states, until
+from tests.tui.test_app import SIZE, logged
 
 
 def anonymous_app(server: RunningServer, **options: object) -> SoftphoneApp:

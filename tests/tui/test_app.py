@@ -9,15 +9,9 @@ from softphone.engine.states import CallState
 from softphone.server.runner import RunningServer
 from softphone.tui.app import SoftphoneApp
 from softphone.tui.embedded import CREDENTIALS_FILE, ensure_users
-from tests.tui.conftest import Far, app_for, until
+from tests.tui.conftest import Far, answered_by_key, app_for, row_states, until
 
 SIZE = (80, 24)
-
-
-def row_states(app: SoftphoneApp) -> dict[str, str]:
-    """Party → state, as the Calls pane shows them."""
-    table = app.calls_pane
-    return {str(row[0]): str(row[2]) for row in (table.get_row(k) for k in table.rows)}
 
 
 def logged(app: SoftphoneApp, text: str) -> bool:
@@ -63,13 +57,7 @@ async def test_incoming_answered_by_key_and_another_rejected(
 async def test_dtmf_digits_reach_the_far_end(server: RunningServer, far: type[Far]) -> None:
     app = app_for(server, "alice")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.engine is not None, what="login")
-        bob = far()
-        await bob.start(server, "bob")
-        await bob.call(bob.thread.make, "alice")
-        await until(pilot, lambda: app.incoming_pane.first is not None, what="incoming")
-        await pilot.press("a")
-        await until(pilot, lambda: row_states(app).get("bob") == "Connected", what="Connected")
+        bob, _ = await answered_by_key(pilot, app, server, far())
         await pilot.press("1", "asterisk", "number_sign")
         await bob.wait(CallDtmf, lambda e: "#" in e.digits)
         signaled = "".join(e.digits for e in bob.of(CallDtmf) if e.source == "signaled")
@@ -79,13 +67,7 @@ async def test_dtmf_digits_reach_the_far_end(server: RunningServer, far: type[Fa
 async def test_typing_in_the_dial_box_sends_no_dtmf(server: RunningServer, far: type[Far]) -> None:
     app = app_for(server, "alice")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.engine is not None, what="login")
-        bob = far()
-        await bob.start(server, "bob")
-        await bob.call(bob.thread.make, "alice")
-        await until(pilot, lambda: app.incoming_pane.first is not None, what="incoming")
-        await pilot.press("a")
-        await until(pilot, lambda: row_states(app).get("bob") == "Connected", what="Connected")
+        bob, _ = await answered_by_key(pilot, app, server, far())
         await pilot.press("d", *"12e")  # focus the dial box: digits and letters are text
         await pilot.pause(0.5)
         assert app.query_one("#target").value == "12e"  # type: ignore[attr-defined]

@@ -13,8 +13,8 @@ from softphone.engine.states import CallState
 from softphone.server.passwords import token_hash
 from softphone.server.runner import RunningServer
 from softphone.server.services import SERVICES
-from tests.tui.conftest import Far, app_for, until
-from tests.tui.test_app import SIZE, logged, row_states
+from tests.tui.conftest import Far, answered_by_key, app_for, row_states, until
+from tests.tui.test_app import SIZE, logged
 
 
 def held_by_remote(party: Far, call_id: str, held: bool) -> bool:
@@ -80,13 +80,7 @@ async def test_reconnecting_banner_while_the_websocket_is_down(
     app = app_for(server, "alice")
     app.options.client_options = {"backoff": Backoff(base=1.5, cap=1.5, jitter=0.0)}
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.engine is not None, what="login")
-        bob = far()
-        await bob.start(server, "bob")
-        call_id = await bob.call(bob.thread.make, "alice")
-        await until(pilot, lambda: app.incoming_pane.first is not None, what="incoming")
-        await pilot.press("a")
-        await until(pilot, lambda: row_states(app).get("bob") == "Connected", what="Connected")
+        bob, call_id = await answered_by_key(pilot, app, server, far())
         assert not app.banner.display or not app.banner.has_class("-reconnecting")
 
         engine = app.engine

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from softphone.tui.app import SoftphoneApp
 from softphone.tui.options import TuiOptions
-from tests.tui.conftest import MEDIA, until
-from tests.tui.test_app import SIZE, logged, row_states
+from tests.tui.conftest import MEDIA, row_states, until
+from tests.tui.test_app import SIZE, logged
 
 
 async def test_dial_echo_on_the_embedded_default(tmp_path: Path) -> None:

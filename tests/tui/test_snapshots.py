@@ -40,8 +40,8 @@ from softphone.server.runner import RunningServer
 from softphone.server.services import SERVICES
 from softphone.tui.app import SoftphoneApp
 from softphone.tui.widgets.status import describe_stats
-from tests.tui.conftest import Far, app_for, until
-from tests.tui.test_app import logged, row_states
+from tests.tui.conftest import Far, app_for, row_states, until
+from tests.tui.test_app import logged
 
 SNAPSHOTS = Path(__file__).with_name("snapshots")
 UPDATE = os.environ.get("SNAPSHOT_UPDATE", "") not in ("", "0")
