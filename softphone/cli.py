@@ -365,7 +365,10 @@ def cmd_tui(args: argparse.Namespace) -> int:
         or client.log_file
         or platformdirs.user_log_path("softphone") / "softphone.log"
     ).expanduser()
-    log_file.parent.mkdir(parents=True, exist_ok=True)
+    # Private from the start: logging would create it with the umask's mode (often 0644).
+    from softphone.server.private_files import private_dir, private_file
+
+    private_file(private_dir(log_file.parent) / log_file.name)
     logging.basicConfig(
         filename=log_file,
         level=logging.INFO,
