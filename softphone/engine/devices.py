@@ -14,15 +14,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from softphone.engine import errors
-from softphone.engine.call import CallRecord
-from softphone.engine.core import PATTERN, EngineCore, _quietly, _Res
-from softphone.engine.errors import EngineError
-from softphone.engine.events import DeviceKind, MediaDeviceChange
+from softphone.engine.call_media import CallMedia
+from softphone.engine.errors import EngineError, EngineErrorCode
+from softphone.engine.events import DeviceKind, EngineEvent, MediaDeviceChange
+from softphone.engine.sources import PATTERN, MediaSettings
 from softphone.media.audio import describe
-from softphone.media.audio_switch import SwitchableSource
 from softphone.media.devices import (
     AudioDevice,
     last_device_problem,
@@ -30,9 +28,14 @@ from softphone.media.devices import (
     list_video_devices,
     rescan_audio_devices,
 )
-from softphone.media.video import SwitchableVideo, describe_camera
+from softphone.media.video import describe_camera
+
+if TYPE_CHECKING:
+    from softphone.engine.session import CallSession
 
 log = logging.getLogger("softphone.engine")
+
+Code = EngineErrorCode
 
 _OTHER_AUDIO = {
     "input": "tone, tone:HZ, silence, default, or a .wav file",
@@ -57,21 +60,33 @@ class DeviceList:
     camera_label: str = ""
 
 
-class Devices(EngineCore):
+class Devices:
+    """Listing devices and switching the ones calls use; `Engine` delegates to this."""
+
+    def __init__(
+        self,
+        media: MediaSettings,
+        emit: Callable[[EngineEvent], None],
+        live: Callable[[], list[CallSession]],
+    ) -> None:
+        self._media = media
+        self._emit = emit
+        self._live_sessions = live
+
     # -- listing -----------------------------------------------------------------------------
 
-    async def list_devices(self, *, rescan: bool = False) -> DeviceList:
+    def list_devices(self, *, rescan: bool = False) -> DeviceList:
         """Audio inputs and outputs (PortAudio: readable name, index, default flags) and
         cameras. Never raises for missing devices or libraries: `problem` says why the lists
         are empty. `rescan` makes PortAudio look again (a headset plugged in, a sound server
         started later); it is refused while a call has media open."""
+        media = self._media
         if rescan:
-            media = self._live(lambda res: res.source is not None or res.sink is not None)
-            busy = [rec.id for rec, _ in media]
+            busy = self._live(lambda m: m.source is not None or m.sink is not None)
             if busy:
                 raise EngineError(
-                    errors.INVALID_STATE,
-                    f"cannot rescan audio devices while calls have media open ({busy[0]})",
+                    Code.INVALID_STATE,
+                    f"cannot rescan audio devices while calls have media open ({busy[0][0]})",
                 )
             rescan_audio_devices()
         audio = list_audio_devices()
@@ -79,13 +94,13 @@ class Devices(EngineCore):
             inputs=tuple(d for d in audio if d.max_input_channels > 0),
             outputs=tuple(d for d in audio if d.max_output_channels > 0),
             cameras=tuple(list_video_devices()),
-            audio_in=self.audio_in,
-            audio_out=self.audio_out,
-            camera=self.camera,
+            audio_in=media.audio_in,
+            audio_out=media.audio_out,
+            camera=media.camera,
             problem=last_device_problem(),
-            audio_in_label=describe(self.audio_in, "input"),
-            audio_out_label=describe(self.audio_out, "output"),
-            camera_label=describe_camera(self.camera),
+            audio_in_label=describe(media.audio_in, "input"),
+            audio_out_label=describe(media.audio_out, "output"),
+            camera_label=describe_camera(media.camera),
         )
 
     # -- switching ---------------------------------------------------------------------------
@@ -96,14 +111,14 @@ class Devices(EngineCore):
         in every live call. Raises EngineError (naming the spec and what is available) if it
         cannot be used; then nothing changed."""
         spec = _clean(spec)
-        live = self._live(lambda res: isinstance(res.source, SwitchableSource))
-        kit = self.kit
+        live = self._live(lambda m: m.source is not None)
+        kit = self._media.kit
         opened = self._open_all(
             "input", spec, len(live), kit.open_source, kit.check_source, lambda s: s.stop()
         )
-        self.audio_in = spec
-        for (_rec, res), source in zip(live, opened, strict=True):
-            res.source.switch(source)
+        self._media.audio_in = spec
+        for (_call_id, media), source in zip(live, opened, strict=True):
+            media.switch_input(source)
         self._changed("audio_in", spec, describe(spec, "input"), live)
 
     async def set_audio_output(self, spec: str) -> None:
@@ -112,35 +127,33 @@ class Devices(EngineCore):
         call. Raises EngineError (naming the spec and what is available) if it cannot be used;
         then nothing changed."""
         spec = _clean(spec)
-        live = self._live(lambda res: res.sink is not None and res.sink_track is not None)
-        kit = self.kit
+        live = self._live(lambda m: m.sink is not None and m.sink_track is not None)
+        kit = self._media.kit
         opened = self._open_all("output", spec, len(live), kit.open_sink, kit.check_sink, None)
-        self.audio_out = spec
-        old_sinks = []
-        for (_rec, res), sink in zip(live, opened, strict=True):
-            old = res.sink
-            old.detach()  # it stops reading before the new sink starts on the same track
-            sink.on_pcm = old.on_pcm
-            sink.start(res.sink_track)
-            res.sink = sink
-            old_sinks.append(old)
+        self._media.audio_out = spec
+        old_sinks = [
+            media.switch_output(sink) for (_call_id, media), sink in zip(live, opened, strict=True)
+        ]
         self._changed("audio_out", spec, describe(spec, "output"), live)
         for old in old_sinks:
-            await _quietly(old.stop())
+            with contextlib.suppress(Exception):
+                await old.stop()
 
     async def set_camera(self, spec: str) -> None:
         """Send video from `spec` ("pattern", "default" for the first camera, "/dev/videoN"
         or "N") in new video calls and, at once, in every live call that sends video. Raises
         EngineError if it cannot be used; then nothing changed."""
         spec = _clean(spec)
-        kit = self.kit
+        kit = self._media.kit
         if spec != PATTERN and kit.open_video is None:
-            raise EngineError(errors.NOT_SUPPORTED, f"cameras are not supported here ({spec!r})")
-        live = self._live(lambda res: isinstance(res.video, SwitchableVideo))
+            raise EngineError(Code.NOT_SUPPORTED, f"cameras are not supported here ({spec!r})")
+        live = self._live(lambda m: m.video is not None)
         opened: list[Any] = []
         try:
-            for _rec, res in live:
-                opened.append(self._open_camera(spec, res.video.size, res.video.fps))
+            for _call_id, media in live:
+                video = media.video
+                assert video is not None
+                opened.append(self._media.open_camera(spec, video.size, video.fps))
             if not live and spec != PATTERN and kit.check_camera is not None:
                 kit.check_camera(spec)
         except kit.unavailable as exc:
@@ -149,23 +162,19 @@ class Devices(EngineCore):
                     source.stop()
             cameras = ", ".join(list_video_devices()) or "none found"
             raise EngineError(
-                errors.MEDIA_UNAVAILABLE,
+                Code.MEDIA_UNAVAILABLE,
                 f"cannot use camera {spec!r}: {exc} Cameras: {cameras}; or pattern.",
             ) from exc
-        self.camera = spec
-        for (_rec, res), source in zip(live, opened, strict=True):
-            res.video.switch(source)
+        self._media.camera = spec
+        for (_call_id, media), source in zip(live, opened, strict=True):
+            media.switch_camera(source)
         self._changed("camera", spec, describe_camera(spec), live)
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _live(self, uses: Callable[[_Res], Any]) -> list[tuple[CallRecord, _Res]]:
-        """Calls not ended whose resources satisfy `uses`."""
-        return [
-            (rec, self._res[rec.id])
-            for rec in self._calls.values()
-            if not rec.terminal and uses(self._res[rec.id])
-        ]
+    def _live(self, uses: Callable[[CallMedia], bool]) -> list[tuple[str, CallMedia]]:
+        """(call id, media) of the calls not ended whose media satisfy `uses`."""
+        return [(s.id, s.media) for s in self._live_sessions() if uses(s.media)]
 
     def _open_all(
         self,
@@ -177,7 +186,7 @@ class Devices(EngineCore):
         close: Callable[[Any], None] | None,
     ) -> list[Any]:
         """`count` new sources or sinks from `spec` (none: only check it), all or nothing."""
-        kit = self.kit
+        kit = self._media.kit
         opened: list[Any] = []
         try:
             for _ in range(count):
@@ -191,14 +200,14 @@ class Devices(EngineCore):
         except kit.unavailable as exc:
             for item in opened:
                 _close(item, close)
-            code = errors.INVALID_PARAM if isinstance(exc, ValueError) else errors.MEDIA_UNAVAILABLE
+            code = Code.INVALID_PARAM if isinstance(exc, ValueError) else Code.MEDIA_UNAVAILABLE
             raise EngineError(code, _unusable(direction, spec, exc)) from exc
         return opened
 
     def _changed(
-        self, kind: DeviceKind, spec: str, label: str, live: Sequence[tuple[CallRecord, _Res]]
+        self, kind: DeviceKind, spec: str, label: str, live: Sequence[tuple[str, CallMedia]]
     ) -> None:
-        ids = tuple(rec.id for rec, _ in live)
+        ids = tuple(call_id for call_id, _ in live)
         log.info("%s is now %r (%s); switched calls: %s", kind, spec, label, ids or "none")
         self._emit(MediaDeviceChange(kind, spec, label, ids))
 
@@ -206,7 +215,7 @@ class Devices(EngineCore):
 def _clean(spec: str) -> str:
     spec = spec.strip()
     if not spec:
-        raise EngineError(errors.INVALID_PARAM, "empty device spec")
+        raise EngineError(Code.INVALID_PARAM, "empty device spec")
     return spec
 
 

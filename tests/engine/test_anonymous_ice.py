@@ -62,7 +62,7 @@ async def test_anonymous_offer_gathers_with_the_servers_turn(
 
     v_id = await visitor.engine.make_anonymous("desk", from_="visitor", server_url=server.url)
     d_id = (await desk.events.wait(CallReceive)).call_id
-    res = visitor.engine._res[v_id]
+    res = visitor.engine.session(v_id)
     assert res.peer is not None
     [(urls, username, credential)] = configured(res.peer.pc)
     assert urls == [url] and username is not None
@@ -79,9 +79,9 @@ async def test_anonymous_offer_gathers_with_the_servers_turn(
     assert await desk.ears.frequency() == pytest.approx(1000, abs=20)
 
     # A media restart makes its new peer connection with the call response's own list.
-    assert res.anon is not None
-    from_call = res.anon.ice_servers
-    assert [s.urls for s in from_call] == [[url]] and res.ice == from_call
+    assert res.signaling.anonymous is not None
+    from_call = res.signaling.anonymous.ice_servers
+    assert [s.urls for s in from_call] == [[url]] and res.signaling.ice == from_call
     await visitor.engine.restart_media(v_id)
     assert res.peer is not None
     assert configured(res.peer.pc) == [(s.urls, s.username, s.credential) for s in from_call]
@@ -125,7 +125,7 @@ async def test_token_mode_offer_gathers_with_the_servers_turn(
     await desk.events.wait(CallReceive)
     await visitor.events.state(v_id, S.RINGING)
     assert visitor.engine.get(v_id).from_ == "guest"
-    peer = visitor.engine._res[v_id].peer
+    peer = visitor.engine.session(v_id).peer
     assert peer is not None
     username = configured(peer.pc)[0][1]
     assert username is not None
@@ -171,11 +171,12 @@ anonymous_per_minute = 1000
         v_id = await visitor.engine.make_anonymous("desk", from_="visitor", server_url=server.url)
         await desk.events.wait(CallReceive)
         await visitor.events.state(v_id, S.RINGING)
-        res = visitor.engine._res[v_id]
+        res = visitor.engine.session(v_id)
         assert res.peer is not None
         assert configured(res.peer.pc) == [(local.urls, "local-user", local.credential)]
         assert turn.allocations and set(turn.allocations) == {Allocation("local-user", True)}
-        assert res.ice == [] and res.anon is not None and res.anon.ice_servers == []
+        anon = res.signaling.anonymous
+        assert res.signaling.ice == [] and anon is not None and anon.ice_servers == []
     finally:
         await parties.close()
         await server.stop()

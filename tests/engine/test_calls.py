@@ -309,7 +309,7 @@ async def test_remote_device_vanishes(server: RunningServer, parties: Parties) -
     a_id, _b_id = await connect(alice, bob)
 
     # bob's device drops off the network: its channel goes away without a goodbye.
-    client = bob.engine._client
+    client = bob.engine.client
     assert client is not None and client._task is not None
     client._task.cancel()
 
@@ -393,7 +393,7 @@ async def test_media_failure_ends_the_call_with_an_error(
     alice = await parties.online(server, "alice")
     bob = await parties.online(server, "bob")
     a_id, b_id = await connect(alice, bob)
-    peer = alice.engine._res[a_id].peer
+    peer = alice.engine.session(a_id).peer
     assert peer is not None and peer._on_state is not None
 
     peer._on_state("completed", "failed")  # what ICE reports when the path dies

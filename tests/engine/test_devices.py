@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from softphone.engine import CallState, DeviceList, EngineError, EngineThread, errors
+from softphone.engine import CallState, DeviceList, EngineError, EngineErrorCode, EngineThread
 from softphone.engine.events import (
     CallReceive,
     CallStateChange,
@@ -130,7 +130,7 @@ def read_wav(path: Path) -> np.ndarray[Any, Any]:
 
 def negotiated(party: Party, call_id: str) -> tuple[Any, str | None, str | None]:
     """The call's peer connection and both SDPs: a renegotiation would change them."""
-    peer = party.engine._res[call_id].peer
+    peer = party.engine.session(call_id).peer
     assert peer is not None
     return peer, peer.local_sdp, peer.remote_sdp
 
@@ -228,12 +228,14 @@ async def test_unusable_device_raises_and_changes_nothing(
     bob = await parties.online(server, "bob", audio_in="tone:600", audio_out="null")
     a_id, b_id = await connect(alice, bob)
     assert await bob.ears.frequency() == pytest.approx(440, abs=10)
-    source = alice.engine._res[a_id].source.inner
-    sink = bob.engine._res[b_id].sink
+    sending = alice.engine.session(a_id).media.source
+    assert sending is not None
+    source = sending.inner
+    sink = bob.engine.session(b_id).media.sink
 
     with pytest.raises(EngineError) as failed:
         await alice.engine.set_audio_input("no-such-device-xyz")
-    assert failed.value.code == errors.MEDIA_UNAVAILABLE
+    assert failed.value.code == EngineErrorCode.MEDIA_UNAVAILABLE
     message = failed.value.message
     print(message)
     assert "'no-such-device-xyz'" in message and "Available" in message, message
@@ -244,7 +246,7 @@ async def test_unusable_device_raises_and_changes_nothing(
     assert missing in failed.value.message
     with pytest.raises(EngineError) as failed:
         await alice.engine.set_audio_input("tone:abc")
-    assert failed.value.code == errors.INVALID_PARAM
+    assert failed.value.code == EngineErrorCode.INVALID_PARAM
     with pytest.raises(EngineError) as failed:
         await bob.engine.set_audio_output("no-such-device-xyz")
     assert "'no-such-device-xyz'" in failed.value.message
@@ -261,8 +263,8 @@ async def test_unusable_device_raises_and_changes_nothing(
         "null",
         "pattern",
     )
-    assert alice.engine._res[a_id].source.inner is source
-    assert bob.engine._res[b_id].sink is sink
+    assert sending.inner is source and alice.engine.session(a_id).media.source is sending
+    assert bob.engine.session(b_id).media.sink is sink
     assert await bob.ears.frequency() == pytest.approx(440, abs=10)
     assert device_changes(alice) == device_changes(bob) == []
     assert not [e for e in alice.events.events + bob.events.events if isinstance(e, MediaError)]

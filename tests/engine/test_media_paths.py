@@ -13,7 +13,7 @@ import pytest
 
 from softphone.client import Backoff
 from softphone.engine import CallState
-from softphone.engine.core import AUDIO_GAP
+from softphone.engine.call_media import AUDIO_GAP
 from softphone.engine.events import (
     CallDtmf,
     CallError,
@@ -106,7 +106,7 @@ async def test_notification_socket_lost_mid_call(server: RunningServer, parties:
     a_id, b_id = await connect(alice, bob)
     assert await bob.ears.frequency() == pytest.approx(1000, abs=20)
 
-    client = bob.engine._client
+    client = bob.engine.client
     assert client is not None and client.rest.token is not None
     sub = server.app[SERVICES].hub.for_session(token_hash(client.rest.token))
     assert sub is not None and sub.connection is not None
@@ -254,7 +254,7 @@ async def test_remote_audio_gap_reports_source_muted_and_back(
     assert gaps() == []
 
     # alice's source stalls (a dead capture device, say): nothing reaches bob any more.
-    source = alice.engine._res[a_id].source
+    source: Any = alice.engine.session(a_id).media.source
     resume = asyncio.Event()
     original = source.recv
 

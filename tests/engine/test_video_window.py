@@ -59,7 +59,7 @@ async def test_a_video_call_opens_a_window_titled_with_the_party(
     while find_window(xvfb.display, "softphone: bob") is None:
         assert asyncio.get_running_loop().time() < deadline, "no window for the call"
         await asyncio.sleep(0.2)
-    window = alice.engine._res[a_id].window
+    window = alice.engine.session(a_id).media.window
     assert window is not None
     while window.shown < 10:
         assert asyncio.get_running_loop().time() < deadline, f"{window.shown} frames shown"

@@ -84,8 +84,8 @@ async def test_reconnecting_banner_while_the_websocket_is_down(
         assert not app.banner.display or not app.banner.has_class("-reconnecting")
 
         engine = app.engine
-        assert engine is not None and engine.engine._client is not None
-        token = engine.engine._client.rest.token
+        assert engine is not None and engine.engine.client is not None
+        token = engine.engine.client.rest.token
         assert token is not None
         sub = server.app[SERVICES].hub.for_session(token_hash(token))
         assert sub is not None and sub.connection is not None

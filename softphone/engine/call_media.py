@@ -1,0 +1,228 @@
+"""One call's media resources: what it sends, what it plays, and what it notices in them.
+
+A `CallMedia` belongs to one `CallSession`. It holds the outgoing audio and video (switchable
+sources, so devices change without renegotiation), the sink on the remote audio track, the
+video sink and its viewer window, in-band DTMF detection and the watch for remote audio that
+stops arriving. The session decides when things happen (after each negotiation it hands over
+the remote tracks); this class does the plumbing and releases everything at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import numpy as np
+from aiortc import MediaStreamTrack
+
+from softphone.engine.context import CallContext
+from softphone.engine.errors import EngineErrorCode, ErrorInfo
+from softphone.engine.events import CallDtmf, MediaError, MediaSourceMuted, MediaSourceUnmuted
+from softphone.media.audio_sink import AudioSink
+from softphone.media.audio_switch import SwitchableSource
+from softphone.media.dtmf import DtmfDetector
+from softphone.media.video import SwitchableVideo, VideoSink
+
+log = logging.getLogger("softphone.engine")
+
+# Remote audio that stops arriving for this long while the call should hear it is reported as
+# `media:sourceMuted`; the next audio block reports `media:sourceUnmuted`.
+AUDIO_GAP = 1.0
+_GAP_CHECK = 0.2
+
+RemoteTracks = Mapping[str, tuple[str, MediaStreamTrack]]  # track id -> (kind, track)
+
+
+class CallMedia:
+    """Sources, sinks, window and watches of one call (`call_id`, talking to `party`)."""
+
+    def __init__(self, call_id: str, party: str, ctx: CallContext) -> None:
+        self.call_id = call_id
+        self.party = party
+        self._ctx = ctx
+        self.source: SwitchableSource | None = None
+        self.video: SwitchableVideo | None = None
+        self.sink: AudioSink | None = None
+        self.sink_track: MediaStreamTrack | None = None
+        self.video_sink: VideoSink | None = None
+        self.video_track: MediaStreamTrack | None = None
+        self.window: Any = None  # the remote video's viewer window, when shown
+        self._window_noticed = False
+        self._detector: DtmfDetector | None = None
+        self._last_audio = 0.0  # monotonic time of the last remote audio block (0: none yet)
+        self._audio_gap = False  # media:sourceMuted was reported and no audio came since
+        self._gap_watch: asyncio.Task[None] | None = None
+        self._audio_id = "remote:audio"  # the remote audio's track id, once there is one
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def open_audio(self) -> SwitchableSource:
+        self.source = self._ctx.media.open_source(self.call_id)
+        return self.source
+
+    def open_video(self, size: tuple[int, int], fps: int = 15) -> SwitchableVideo:
+        """A new outgoing video source; the caller makes it `video` once negotiated."""
+        return self._ctx.media.open_video(self.call_id, size, fps)
+
+    def set_silent(self, silent: bool) -> None:
+        """Mute or hold: the tracks keep running and send silence and black."""
+        for source in (self.source, self.video):
+            if source is not None:
+                source.muted = silent
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    async def follow(self, remote: RemoteTracks, listening: Callable[[], bool]) -> None:
+        """Keep the sinks on the remote tracks after a negotiation: a new remote audio track
+        gets a new sink, a new video track a new video sink and window. `listening` says when
+        a gap in remote audio is worth reporting (connected, nobody holding)."""
+        audio_id, audio = next(
+            ((tid, t) for tid, (k, t) in remote.items() if k == "audio"), (None, None)
+        )
+        if audio_id is not None:
+            self._audio_id = audio_id
+        if audio is not None and audio is not self.sink_track:
+            await self._play(audio, listening)
+        video = next((t for k, t in remote.values() if k == "video"), None)
+        if video is not self.video_track and self._ctx.media.kit.video_sink is not None:
+            await self._show(video)
+        if self._last_audio:
+            self._last_audio = time.monotonic()  # a fresh grace period after (un)hold, restart
+
+    async def _play(self, track: MediaStreamTrack, listening: Callable[[], bool]) -> None:
+        old, self.sink = self.sink, None  # no sink to switch while this one stops
+        if old is not None:
+            await _quietly(old.stop())
+        sink = self._ctx.media.open_sink(self.call_id)
+        if self._detector is None and self._ctx.options.inband_dtmf:
+            self._detector = self._ctx.media.dtmf_detector()
+        sink.on_pcm = self._heard
+        sink.start(track)
+        self.sink, self.sink_track = sink, track
+        self._last_audio = 0.0  # a gap is only reported once this track has delivered
+        if self._gap_watch is None:
+            self._gap_watch = self._ctx.spawn(
+                self._watch_gaps(listening), f"audio gaps {self.call_id}"
+            )
+
+    async def _show(self, track: MediaStreamTrack | None) -> None:
+        if self.video_sink is not None:
+            await _quietly(self.video_sink.stop())
+            self.video_sink = None
+        make = self._ctx.media.kit.video_sink
+        if track is not None and make is not None:
+            viewer = make()
+            viewer.on_frame = self._seen
+            viewer.start(track)
+            self.video_sink = viewer
+            self._open_window()
+        else:
+            await self._close_window()
+        self.video_track = track
+
+    def _heard(self, pcm: np.ndarray[Any, Any]) -> None:
+        self._last_audio = time.monotonic()
+        if self._audio_gap:
+            self._audio_gap = False
+            self._ctx.emit(MediaSourceUnmuted(self.call_id, self.remote_audio_id, False))
+        self._ctx.heard(self.call_id, pcm)
+        # Listeners (recorders, the benchmarks' click detector) first: detection is slower.
+        if self._detector is not None:
+            try:
+                digits = self._detector.feed(pcm)
+            except Exception:
+                log.exception("DTMF detection failed")
+                digits = []
+            for digit in digits:
+                self._ctx.emit(CallDtmf(self.call_id, digit, "inband"))
+
+    def _seen(self, frame: Any) -> None:
+        self._ctx.seen(self.call_id, frame)
+        window = self.window
+        if window is not None:
+            window.show(frame)  # never blocks: a frame the window is not ready for is dropped
+            if window.notice and not self._window_noticed:
+                self._window_noticed = True  # no display, no GUI: say it once; the call goes on
+                info = ErrorInfo(EngineErrorCode.MEDIA_UNAVAILABLE, window.notice)
+                self._ctx.emit(MediaError(info, self.call_id))
+
+    def _open_window(self) -> None:
+        if not self._ctx.options.show_video or self.window is not None:
+            return
+        self.window = self._ctx.media.window(f"softphone: {self.party}")
+        if self.window is not None:
+            self.window.start()
+
+    async def _close_window(self) -> None:
+        window, self.window = self.window, None
+        if window is not None:  # close() waits for the viewer process: not on this loop
+            await _quietly(asyncio.get_running_loop().run_in_executor(None, window.close))
+
+    @property
+    def remote_audio_id(self) -> str:
+        return self._audio_id
+
+    async def _watch_gaps(self, listening: Callable[[], bool]) -> None:
+        """Report remote audio that stops arriving (debounced by AUDIO_GAP); `_heard` reports
+        it back."""
+        while True:
+            await asyncio.sleep(_GAP_CHECK)
+            if not listening() or self._audio_gap or not self._last_audio:
+                continue
+            if time.monotonic() - self._last_audio > AUDIO_GAP:
+                self._audio_gap = True
+                self._ctx.emit(MediaSourceMuted(self.call_id, self.remote_audio_id, False))
+
+    # -- switching devices (softphone.engine.devices) ------------------------------------------
+
+    def switch_input(self, source: MediaStreamTrack) -> None:
+        assert self.source is not None
+        self.source.switch(source)
+
+    def switch_camera(self, source: MediaStreamTrack) -> None:
+        assert self.video is not None
+        self.video.switch(source)
+
+    def switch_output(self, sink: AudioSink) -> AudioSink:
+        """Play on `sink` from now on; returns the old sink, to be stopped by the caller."""
+        old, track = self.sink, self.sink_track
+        assert old is not None and track is not None
+        old.detach()  # it stops reading before the new sink starts on the same track
+        sink.on_pcm = old.on_pcm
+        sink.start(track)
+        self.sink = sink
+        return old
+
+    # -- the end -----------------------------------------------------------------------------
+
+    async def release(self) -> None:
+        """Stop sources, sinks, window and watches (never raises)."""
+        for source in (self.source, self.video):
+            if source is not None:
+                with contextlib.suppress(Exception):
+                    source.stop()
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            await _quietly(sink.stop())
+        self.sink_track = None
+        if self.video_sink is not None:
+            await _quietly(self.video_sink.stop())
+        self.video_sink = self.video_track = None
+        await self._close_window()
+        watch, self._gap_watch = self._gap_watch, None
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
+
+
+async def _quietly(awaitable: Awaitable[Any]) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.exception("cleanup step failed")
+
+
+__all__ = ["AUDIO_GAP", "CallMedia", "RemoteTracks"]

@@ -1,0 +1,49 @@
+"""What a call session needs from the engine that holds it, handed over explicitly.
+
+`Engine` builds one `CallContext` and gives it to every `CallSession`; a session never reaches
+into the engine otherwise. This is the only wiring between the registry and the calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from softphone.engine.events import EngineEvent
+from softphone.engine.sources import MediaSettings
+
+if TYPE_CHECKING:
+    from softphone.engine.session import CallSession
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """How calls behave; `Engine`'s keyword arguments of the same names."""
+
+    ringing_feedback: bool = True  # an incoming call tells the caller it rings
+    update_timeout: float = 10.0  # seconds a re-offer waits for its answer
+    glare_retries: int = 5  # re-offers refused for glare retried this often
+    inband_dtmf: bool = True  # detect DTMF tones in received audio
+    show_video: bool = False  # open a window for remote video
+    media_timeout: float = 20.0  # seconds the media connection has to come up
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """The engine's services, as a session sees them."""
+
+    options: CallOptions
+    media: MediaSettings
+    emit: Callable[[EngineEvent], None]
+    spawn: Callable[[Coroutine[Any, Any, Any], str], asyncio.Task[Any]]
+    # The server's call id is known: route its notifications to the session.
+    bind: Callable[[CallSession], None]
+    # The session ended: stop routing to it.
+    unbind: Callable[[CallSession], None]
+    # Every remote audio block and video frame, for the engine's listeners.
+    heard: Callable[[str, np.ndarray[Any, Any]], None]
+    seen: Callable[[str, Any], None]

@@ -1,0 +1,838 @@
+"""`CallSession`: one call, and the one place that owns it.
+
+A session owns the call's state (what `Call` snapshots show), its signaling handle, its media
+(`CallMedia`), its peer connection (`Peer`; a second one during a media restart), its lock and
+its worker, and every transition. Each operation reads top to bottom here: `start_outgoing`,
+`ring`, `answer`, `reject`, `ignore`, `end`, `hold`, `unhold`, `start_video`, `stop_video`,
+`restart_media`, `mute`, `send_dtmf`, `get_stats`; the other party's actions arrive as
+notifications through `deliver`.
+
+Serialisation: operations run under `lock`, one at a time; notifications are queued and
+handled in order by the worker under the same lock. Two notifications bypass the queue so an
+operation waiting on the other party cannot deadlock: the answer to our re-offer
+(`call.update_answer`) resolves the waiting operation, and an ending notification fails it.
+Every failure path ends the call (`_fail`: peer connection closed, media released, the server
+told) and emits `call:error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from softphone.client import AnonymousSignaling, RestClient
+from softphone.client import errors as client_errors
+from softphone.engine.call import Call, Direction
+from softphone.engine.call_media import CallMedia
+from softphone.engine.context import CallContext
+from softphone.engine.errors import EngineError, EngineErrorCode, ErrorInfo
+from softphone.engine.events import (
+    CallDtmf,
+    CallError,
+    CallMediaConnectionChange,
+    CallNewTrack,
+    CallStart,
+    CallStateChange,
+    CallStatsReceived,
+    CallTrackEnded,
+    MediaOffered,
+    PreviousState,
+    TrackKind,
+    Transition,
+)
+from softphone.engine.peer import Peer, ice_ufrags
+from softphone.engine.states import (
+    ESTABLISHED,
+    TERMINAL,
+    UNANSWERED,
+    CallState,
+    check_transition,
+)
+from softphone.protocol import frames
+from softphone.protocol.errors import ErrorCode
+from softphone.protocol.models import CallInfo, IceServer
+
+log = logging.getLogger("softphone.engine")
+
+S = CallState
+Code = EngineErrorCode
+DTMF_CHARS = frozenset("0123456789*#ABCDabcd,")
+# The server refused an answer because the call is no longer ours to answer (cancelled,
+# answered on another device): its notification ends the call.
+_NOT_OURS = frozenset(
+    {ErrorCode.WRONG_STATE, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN, ErrorCode.NOT_IN_CALL}
+)
+Offer = Callable[[str], Awaitable[CallInfo]]
+
+
+class _RemoteEnded(Exception):
+    """The call ended remotely while an operation waited on the other party."""
+
+
+@dataclass(eq=False)
+class CallSignaling:
+    """How a call reaches the server: the REST client of the user's session (or of an
+    anonymous call's own channel) and the ICE servers its peer connections use."""
+
+    rest: RestClient
+    ice: list[IceServer] = field(default_factory=list)
+    anonymous: AnonymousSignaling | None = None
+
+
+class CallSession:
+    """One call (see the module documentation)."""
+
+    def __init__(
+        self,
+        ctx: CallContext,
+        signaling: CallSignaling,
+        *,
+        call_id: str,
+        from_: str,
+        to: str,
+        direction: Direction,
+        media_offered: MediaOffered,
+        anonymous: bool = False,
+        server_id: str | None = None,
+        remote_offer: str | None = None,
+    ) -> None:
+        self._ctx = ctx
+        self.signaling = signaling
+        # What a `Call` snapshot shows.
+        self.id = call_id
+        self.from_ = from_
+        self.to = to
+        self.direction: Direction = direction
+        self.media_offered = media_offered
+        self.anonymous = anonymous
+        self.server_id = server_id
+        self.state = S.INITIATING
+        self.local_hold = False
+        self.remote_hold = False
+        self.local_tracks: dict[str, TrackKind] = {}  # track id -> kind
+        self.remote_tracks: dict[str, TrackKind] = {}
+        self.start_time = time.time()
+        self.end_time: float | None = None
+        self.end_reason: str | None = None
+        self.muted = False
+        self.media_state = "new"  # the peer connection's ICE state
+        # What the call is made of.
+        self.media = CallMedia(call_id, self.remote_participant, ctx)
+        self.peer: Peer | None = None
+        self.lock = asyncio.Lock()
+        self._remote_offer = remote_offer  # an incoming call's offer, until answered
+        self._inbox: asyncio.Queue[frames.Notification] = asyncio.Queue()
+        self._update_answer: asyncio.Future[str] | None = None
+        self._ringing: asyncio.Task[None] | None = None
+        self._watched: Peer | None = None  # the peer connection the media watchdog waits on
+        self._worker = ctx.spawn(self._work(), f"call {call_id}")
+
+    # -- what it is --------------------------------------------------------------------------
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    @property
+    def established(self) -> bool:
+        return self.state in ESTABLISHED
+
+    @property
+    def remote_participant(self) -> str:
+        return self.to if self.direction == "outgoing" else self.from_
+
+    def previous(self) -> PreviousState:
+        return PreviousState(self.state, self.local_hold, self.remote_hold)
+
+    def snapshot(self) -> Call:
+        return Call(
+            id=self.id,
+            from_=self.from_,
+            to=self.to,
+            direction=self.direction,
+            state=self.state,
+            local_hold=self.local_hold,
+            remote_hold=self.remote_hold,
+            local_tracks=tuple(self.local_tracks),
+            remote_tracks=tuple(self.remote_tracks),
+            media_offered=self.media_offered,
+            remote_participant=self.remote_participant,
+            start_time=self.start_time,
+            end_time=self.end_time,
+            end_reason=self.end_reason,
+            muted=self.muted,
+            anonymous=self.anonymous,
+            server_id=self.server_id,
+            media_state=self.media_state,
+        )
+
+    def _check(self, allowed: frozenset[CallState] | set[CallState], operation: str) -> None:
+        if self.state not in allowed:
+            raise EngineError(
+                Code.INVALID_STATE,
+                f"cannot {operation} call {self.id} in state {self.state.value!r}",
+            )
+
+    def _incoming_only(self, operation: str) -> None:
+        if self.direction != "incoming":
+            raise EngineError(Code.INVALID_STATE, f"cannot {operation} an outgoing call")
+
+    def _server_id(self) -> str:
+        if self.server_id is None:
+            raise EngineError(Code.INVALID_STATE, f"call {self.id} is not known to the server")
+        return self.server_id
+
+    # -- making a call -----------------------------------------------------------------------
+
+    async def start_outgoing(
+        self,
+        offer_to: Offer,
+        video_size: tuple[int, int],
+        *,
+        prepare: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Build the peer connection (after `prepare`, which may set the ICE servers), open
+        what we send, make the offer and hand it to `offer_to` (the server) → Initiated."""
+        async with self.lock:
+            if self.terminal:
+                return
+            try:
+                try:
+                    if prepare is not None:
+                        await prepare()
+                finally:
+                    # Made even when `prepare` failed (it gathers nothing until an offer), so a
+                    # refused call reports its media closed like any call that failed to start.
+                    peer = self.peer = self._new_peer()
+                source = self.media.open_audio() if self.media_offered.audio else None
+                self._apply_silence()
+                peer.add_track("audio", source)
+                if self.media_offered.video:
+                    self.media.video = self.media.open_video(video_size)
+                    peer.add_track("video", self.media.video)
+                offer = await peer.create_offer()
+                info = await offer_to(offer.sdp)
+            except Exception as exc:
+                self._ctx.emit(CallStart(self.id, _error_info(exc)))
+                await self._fail(exc)
+                return
+            self.server_id = info.id
+            self._ctx.bind(self)
+            for track_id, kind in peer.local_tracks().items():
+                self.local_tracks[track_id] = _kind(kind)
+                self._ctx.emit(CallNewTrack(self.id, track_id, _kind(kind), True))
+            self._transition(S.INITIATED, "call started")
+
+    async def _answered(self, sdp: str) -> None:
+        """The other party answered our offer → Connected."""
+        assert self.peer is not None
+        try:
+            await self.peer.apply_answer(sdp)
+        except Exception as exc:
+            await self._fail(EngineError(Code.ANSWER_MISMATCH, f"bad answer: {exc}"))
+            return
+        self._transition(S.CONNECTED, "answered")
+        await self._negotiated("answered")
+
+    # -- receiving a call --------------------------------------------------------------------
+
+    def start_incoming(self) -> None:
+        """A new incoming call: tell the caller it rings (in the background)."""
+        self._ringing = self._ctx.spawn(self._ring(), f"ringing {self.id}")
+
+    async def _ring(self) -> None:
+        async with self.lock:
+            if self.state != S.INITIATING:
+                return
+            if not self._ctx.options.ringing_feedback:
+                self._transition(S.INITIATED, "incoming call")
+                return
+            try:
+                await self.signaling.rest.ringing(self._server_id())
+            except client_errors.ClientError as exc:
+                log.info("call %s: ringing feedback failed: %s", self.id, exc)
+                if not self.terminal:
+                    self._transition(S.INITIATED, "incoming call (no ringing feedback)")
+                return
+            if self.state == S.INITIATING:
+                self._transition(S.RINGING, "ringing feedback sent")
+
+    async def answer(
+        self, *, audio: bool = True, video: bool = False, video_size: tuple[int, int] = (640, 480)
+    ) -> None:
+        """Answer (Initiated or Ringing) → Connected. Answering right on call:receive (still
+        Initiating) waits for the ringing step already under way."""
+        allowed = {S.INITIATED, S.RINGING}
+        self._check(allowed | {S.INITIATING}, "answer")
+        self._incoming_only("answer")
+        if self.state == S.INITIATING and self._ringing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._ringing)
+        async with self.lock:
+            self._check(allowed, "answer")
+            assert self._remote_offer is not None
+            peer = self.peer = self._new_peer()
+            try:
+                tracks: dict[str, Any] = {}
+                if audio:
+                    tracks["audio"] = self.media.open_audio()
+                    self._apply_silence()
+                if video and self.media_offered.video:
+                    self.media.video = tracks["video"] = self.media.open_video(video_size)
+                sdp = await peer.answer(self._remote_offer, tracks)
+                await self.signaling.rest.answer(self._server_id(), sdp)
+            except client_errors.ServerError as exc:
+                if exc.code in _NOT_OURS:
+                    # Cancelled or answered elsewhere meanwhile: its notification ends the call.
+                    await self._drop_media()
+                    raise EngineError(Code.INVALID_STATE, f"cannot answer: {exc}") from exc
+                await self._fail(exc)
+                raise EngineError(Code.GENERIC, f"answer failed: {exc}") from exc
+            except Exception as exc:
+                await self._fail(exc)
+                raise EngineError(Code.GENERIC, f"answer failed: {exc}") from exc
+            self._remote_offer = None
+            self._transition(S.CONNECTED, "answered")
+            await self._negotiated("answered")
+
+    async def reject(self) -> None:
+        """Decline an incoming call; both sides end (reason `rejected`)."""
+        allowed = {S.INITIATING, S.INITIATED, S.RINGING}
+        self._check(allowed, "reject")
+        self._incoming_only("reject")
+        async with self.lock:
+            self._check(allowed, "reject")
+            try:
+                await self.signaling.rest.reject(self._server_id())
+            except client_errors.ServerError as exc:
+                if exc.code != ErrorCode.WRONG_STATE:
+                    await self._fail(exc)
+                raise EngineError(Code.INVALID_STATE, f"cannot reject: {exc}") from exc
+            except client_errors.ClientError as exc:
+                await self._fail(exc)
+                raise EngineError(Code.GENERIC, f"reject failed: {exc}") from exc
+            await self._finish(S.ENDED, "rejected", "rejected")
+
+    async def ignore(self) -> None:
+        """Drop an incoming call locally (no signaling: it rings on elsewhere or times out)."""
+        allowed = {S.INITIATING, S.INITIATED, S.RINGING}
+        self._check(allowed, "ignore")
+        self._incoming_only("ignore")
+        async with self.lock:
+            self._check(allowed, "ignore")
+            await self._finish(S.ENDED, "ignored", "ignored")
+
+    # -- ending ------------------------------------------------------------------------------
+
+    async def end(self) -> None:
+        """Hang up, cancel or reject, whatever the live state → Ended."""
+        if self.terminal:
+            raise EngineError(Code.INVALID_STATE, f"call {self.id} already {self.state.value}")
+        async with self.lock:
+            if self.terminal:
+                return  # ended while we waited for the lock
+            if self.established:
+                reason = "hangup"
+            elif self.direction == "outgoing":
+                reason = "cancelled"
+            else:
+                reason = "rejected"
+            if self.server_id is not None:
+                try:
+                    await self.signaling.rest.end(self.server_id)
+                except client_errors.ClientError as exc:
+                    log.info("call %s: server refused end: %s", self.id, exc)
+            await self._finish(S.ENDED, reason, "ended locally")
+
+    async def shutdown(self, timeout: float) -> None:
+        """The engine stops: end the call (bounded in time); a call that only rings is left
+        to the user's other devices (or the ring timeout)."""
+        if self.terminal:
+            return
+        if self.direction == "incoming" and self.state in UNANSWERED:
+            await self._finish(S.ENDED, "ignored", "engine stopped")
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self.end()
+        except (EngineError, TimeoutError) as exc:
+            log.info("stop: could not end call %s cleanly: %s", self.id, exc)
+            await self._finish(S.ENDED, "stopped", "engine stopped")
+
+    async def lost(self, why: str) -> None:
+        """Our subscription is gone for good: the call cannot go on (the server ends it too)."""
+        async with self.lock:
+            if self.terminal:
+                return
+            info = ErrorInfo(Code.GENERIC, why)
+            self._ctx.emit(CallError(self.id, info))
+            await self._finish(S.ENDED, "connection_lost", why, info)
+
+    # -- re-offers: hold, unhold, video, media restart ---------------------------------------
+
+    async def hold(self) -> None:
+        """Put the call on hold (re-offer sendonly; we send silence and receive nothing)."""
+        self._check(ESTABLISHED, "hold")
+        if self.local_hold:
+            raise EngineError(Code.INVALID_STATE, f"call {self.id} is already held locally")
+
+        def prepare(peer: Peer) -> None:
+            if self.local_hold:
+                raise EngineError(Code.INVALID_STATE, "already held locally")
+            peer.set_hold(True)
+
+        await self._reoffer(prepare, lambda peer: peer.set_hold(False), "local hold")
+
+    async def unhold(self) -> None:
+        """Release our hold (media flows again unless the remote party holds too)."""
+        self._check(ESTABLISHED, "unhold")
+        if not self.local_hold:
+            raise EngineError(Code.INVALID_STATE, f"call {self.id} is not held locally")
+
+        def prepare(peer: Peer) -> None:
+            if not self.local_hold:
+                raise EngineError(Code.INVALID_STATE, "not held locally")
+            peer.set_hold(False)
+
+        await self._reoffer(prepare, lambda peer: peer.set_hold(True), "local unhold")
+
+    async def start_video(self, video_size: tuple[int, int] = (640, 480), fps: int = 15) -> None:
+        """Start sending video (renegotiated)."""
+        allowed = {S.CONNECTED}
+        self._check(allowed, "start video on")
+        media = self.media
+        if media.video is not None:
+            raise EngineError(Code.INVALID_STATE, "the call already sends video")
+        source = media.open_video(video_size, fps)
+
+        def prepare(peer: Peer) -> None:
+            if media.video is not None:
+                raise EngineError(Code.INVALID_STATE, "the call already sends video")
+            media.video = source
+            if not peer.set_track("video", source):
+                peer.add_track("video", source)
+
+        def undo(peer: Peer) -> None:
+            peer.set_track("video", None)
+            media.video = None
+
+        try:
+            await self._reoffer(prepare, undo, "video started", allowed)
+        except BaseException:
+            if media.video is not source:
+                source.stop()
+            raise
+
+    async def stop_video(self) -> None:
+        """Stop sending video (renegotiated)."""
+        allowed = {S.CONNECTED}
+        self._check(allowed, "stop video on")
+        media = self.media
+        source = media.video
+        if source is None:
+            raise EngineError(Code.INVALID_STATE, "the call sends no video")
+
+        def prepare(peer: Peer) -> None:
+            peer.set_track("video", None)
+            media.video = None
+
+        def undo(peer: Peer) -> None:
+            peer.set_track("video", source)
+            media.video = source
+
+        await self._reoffer(prepare, undo, "video stopped", allowed)
+        source.stop()
+
+    async def restart_media(self) -> None:
+        """Renegotiate the media on a new peer connection under the same call id (aiortc has
+        no ICE restart): same sending tracks, hold direction and header-extension ids; the old
+        connection closes once the answer is applied."""
+        self._check(ESTABLISHED, "restart media on")
+        async with self.lock:
+            self._check(ESTABLISHED, "restart media on")
+            old = self.peer
+            assert old is not None
+            new = self._new_peer()
+            new.set_hold(old.local_hold)
+            new.add_track("audio", self.media.source)
+            if self.media.video is not None or old.has_kind("video"):
+                new.add_track("video", self.media.video)
+            # The old connection must stop using the call's tracks before the far end sees the
+            # re-offer: Chrome closes the old DTLS association then, and aiortc's sender stops
+            # its track on the way out (the new connection then sent nothing).
+            old.detach_tracks()
+            try:
+                offer = await new.create_offer([old.remote_sdp, old.local_sdp])
+                self.peer = new
+                answer = await self._exchange(offer.sdp)
+                await new.apply_answer(answer)
+            except BaseException as exc:
+                self.peer = old
+                await new.close()
+                old.reattach_tracks({"audio": self.media.source, "video": self.media.video})
+                if isinstance(exc, EngineError):
+                    raise
+                raise EngineError(Code.GENERIC, f"media restart failed: {exc}") from exc
+            await old.close()
+            await self._negotiated("media restarted")
+            self._watch_media()  # the new connection must come up in time too
+
+    async def _reoffer(
+        self,
+        prepare: Callable[[Peer], None],
+        undo: Callable[[Peer], None],
+        reason: str,
+        allowed: frozenset[CallState] | set[CallState] = ESTABLISHED,
+    ) -> None:
+        """Re-offer on the current peer connection; glare (409 + Retry-After) rolls back and
+        retries later with jitter, letting the other party's re-offer through meanwhile."""
+        attempt = 0
+        while True:
+            async with self.lock:
+                self._check(allowed, reason)
+                peer = self.peer
+                assert peer is not None
+                prepare(peer)
+                try:
+                    offer = await peer.create_offer()
+                    # POST first, so a refused re-offer (glare) leaves nothing to roll back;
+                    # our offer becomes the local description once the server took it.
+                    answer = await self._exchange(offer.sdp)
+                    await peer.apply_local(offer)
+                    await peer.apply_answer(answer)
+                except client_errors.ServerError as exc:
+                    undo(peer)
+                    if exc.code != ErrorCode.GLARE or attempt >= self._ctx.options.glare_retries:
+                        raise EngineError(Code.GENERIC, f"{reason} refused: {exc}") from exc
+                    delay = (exc.retry_after or 1.0) * random.uniform(0.5, 1.0)
+                except EngineError:
+                    undo(peer)
+                    raise
+                except TimeoutError as exc:
+                    await self._fail(EngineError(Code.GENERIC, f"{reason}: no answer"))
+                    raise EngineError(Code.GENERIC, f"{reason}: no answer in time") from exc
+                except Exception as exc:
+                    await self._fail(exc)
+                    raise EngineError(Code.GENERIC, f"{reason} failed: {exc}") from exc
+                else:
+                    await self._negotiated(reason)
+                    return
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _exchange(self, sdp: str) -> str:
+        """POST a re-offer and wait for the other party's answer (glare raises ServerError)."""
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._update_answer = waiter
+        try:
+            await self.signaling.rest.update(self._server_id(), sdp)
+            async with asyncio.timeout(self._ctx.options.update_timeout):
+                return await waiter
+        except _RemoteEnded as exc:
+            raise EngineError(Code.INVALID_STATE, "the call ended meanwhile") from exc
+        finally:
+            self._update_answer = None
+            if not waiter.done():
+                waiter.cancel()
+
+    async def _remote_update(self, sdp: str) -> None:
+        """The other party re-offered: answer it (a new ICE ufrag means a media restart)."""
+        old = self.peer
+        assert old is not None
+        tracks: dict[str, Any] = {"audio": self.media.source, "video": self.media.video}
+        restart = bool(ice_ufrags(sdp)) and not ice_ufrags(sdp) & ice_ufrags(old.remote_sdp)
+        if restart:
+            new = self._new_peer()
+            new.set_hold(old.local_hold)
+            self.peer = new
+            try:
+                answer = await new.answer(sdp, tracks)
+            except BaseException:
+                self.peer = old
+                await new.close()
+                raise
+            reason = "remote media restart"
+        else:
+            answer = await old.answer(sdp, tracks)
+            reason = "remote update"
+        # Our view changes before the answer goes out, so it is current by the time the other
+        # party's operation completes.
+        await self._negotiated(reason)
+        await self.signaling.rest.update_answer(self._server_id(), answer)
+        if restart:
+            await old.close()
+
+    # -- mute, DTMF, statistics --------------------------------------------------------------
+
+    def set_muted(self, muted: bool) -> None:
+        """Send silence instead of our audio and video (no signaling)."""
+        if self.terminal:
+            raise EngineError(Code.INVALID_STATE, f"call {self.id} is {self.state.value}")
+        self.muted = muted
+        self._apply_silence()
+
+    async def send_dtmf(
+        self, digits: str, *, duration_ms: int, gap_ms: int, inband: bool, signaled: bool
+    ) -> None:
+        """Send DTMF digits in-band (tones in our audio) and/or signaled (`call.dtmf`)."""
+        allowed = {S.CONNECTED}
+        self._check(allowed, "send DTMF on")
+        if not digits or not set(digits) <= DTMF_CHARS or len(digits) > 64:
+            raise EngineError(Code.INVALID_PARAM, f"bad DTMF digits {digits!r}")
+        if not 40 <= duration_ms <= 2000:
+            raise EngineError(Code.INVALID_PARAM, "DTMF duration is 40-2000 ms")
+        async with self.lock:
+            self._check(allowed, "send DTMF on")
+            source = self.media.source
+            if inband and source is not None:
+                source.play_dtmf(digits, duration_ms=duration_ms, gap_ms=gap_ms)
+            if signaled:
+                try:
+                    await self.signaling.rest.dtmf(self._server_id(), digits, duration_ms)
+                except client_errors.ClientError as exc:
+                    raise EngineError(Code.GENERIC, f"DTMF not sent: {exc}") from exc
+
+    async def get_stats(self) -> dict[str, Any]:
+        """A summary of the call's RTP statistics; also emitted as `call:statsReceived`."""
+        self._check(ESTABLISHED, "get stats of")
+        if self.peer is None:
+            raise EngineError(Code.INVALID_STATE, "no media session")
+        stats = await self.peer.stats()
+        self._ctx.emit(CallStatsReceived(self.id, stats))
+        return stats
+
+    # -- notifications from the server -------------------------------------------------------
+
+    def deliver(self, frame: frames.Notification) -> None:
+        """A notification for this call (from the engine's router), in arrival order."""
+        waiter = self._update_answer
+        if isinstance(frame, frames.CallUpdateAnswer):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(frame.sdp)
+            return
+        if isinstance(frame, frames.CallDtmf):
+            self._ctx.emit(CallDtmf(self.id, frame.digits, "signaled"))
+            return
+        ending = isinstance(frame, frames.CallEnded | frames.CallCancelled | frames.CallRejected)
+        if ending and waiter is not None and not waiter.done():
+            waiter.set_exception(_RemoteEnded())
+        self._inbox.put_nowait(frame)
+
+    async def _work(self) -> None:
+        while not self.terminal:
+            frame = await self._inbox.get()
+            async with self.lock:
+                if self.terminal:
+                    return
+                try:
+                    await self._handle(frame)
+                except Exception as exc:
+                    log.exception("call %s: handling %s failed", self.id, type(frame).__name__)
+                    await self._fail(exc)
+
+    async def _handle(self, frame: frames.Notification) -> None:
+        match frame:
+            case frames.CallRinging():
+                if self.direction == "outgoing" and self.state == S.INITIATED:
+                    self._transition(S.RINGING, "ringing")
+            case frames.CallAnswered(sdp=sdp):
+                if self.direction == "outgoing" and self.state in UNANSWERED:
+                    await self._answered(sdp)
+            case frames.CallRejected():
+                await self._finish(S.ENDED, "rejected", "rejected by the remote party")
+            case frames.CallCancelled(reason=reason):
+                state = S.CANCELLED if self.state in UNANSWERED else S.ENDED
+                await self._finish(state, reason, f"cancelled: {reason}")
+            case frames.CallEnded(reason=reason):
+                await self._finish(S.ENDED, reason, f"ended: {reason}")
+            case frames.CallUpdate(sdp=sdp) if self.established:
+                await self._remote_update(sdp)
+
+    # -- transitions and media after each negotiation ----------------------------------------
+
+    def _transition(
+        self,
+        state: CallState,
+        reason: str,
+        *,
+        status_code: int | None = None,
+        error: ErrorInfo | None = None,
+    ) -> None:
+        check_transition(self.state, state)
+        previous = self.previous()
+        self.state = state
+        transition = Transition(reason, status_code)
+        self._ctx.emit(CallStateChange(self.id, previous, transition, state, error))
+        if state == S.CONNECTED:
+            self._watch_media()
+
+    async def _negotiated(self, reason: str) -> None:
+        """Both descriptions are applied: announce tracks, move the sinks, and take the hold
+        flags (→ On Hold / Connected) from the peer connection."""
+        peer = self.peer
+        assert peer is not None
+        self._sync_tracks(peer)
+        await self.media.follow(peer.remote_tracks(), self._listening)
+        previous = self.previous()
+        self.local_hold, self.remote_hold = peer.local_hold, peer.remote_hold
+        self._apply_silence()
+        state = S.ON_HOLD if self.local_hold or self.remote_hold else S.CONNECTED
+        if (state, self.local_hold, self.remote_hold) != (
+            previous.state,
+            previous.local_hold,
+            previous.remote_hold,
+        ):
+            check_transition(previous.state, state)
+            self.state = state
+            self._ctx.emit(CallStateChange(self.id, previous, Transition(reason), state))
+
+    def _sync_tracks(self, peer: Peer) -> None:
+        """Announce tracks that appeared or ended (`call:newTrack`, `call:trackEnded`)."""
+        for mine, now in (
+            (self.local_tracks, peer.local_tracks()),
+            (self.remote_tracks, {t: kind for t, (kind, _) in peer.remote_tracks().items()}),
+        ):
+            local = mine is self.local_tracks
+            for track_id, kind in list(mine.items()):
+                if track_id not in now:
+                    del mine[track_id]
+                    self._ctx.emit(CallTrackEnded(self.id, track_id, kind, local))
+            for track_id, raw in now.items():
+                if track_id not in mine:
+                    mine[track_id] = _kind(raw)
+                    self._ctx.emit(CallNewTrack(self.id, track_id, _kind(raw), local))
+
+    def _listening(self) -> bool:
+        """Whether remote audio should be arriving now (for the gap watch)."""
+        return self.state == S.CONNECTED and not self.local_hold and not self.remote_hold
+
+    def _apply_silence(self) -> None:
+        self.media.set_silent(self.muted or self.local_hold)
+
+    def _new_peer(self) -> Peer:
+        peer: Peer
+
+        def changed(previous: str, state: str) -> None:
+            if self.peer is not peer:
+                return  # an old peer connection after restart_media
+            self.media_state = state
+            self._ctx.emit(CallMediaConnectionChange(self.id, previous, state))
+            if state == "failed" and not self.terminal:
+                self._ctx.spawn(self._media_failed(), f"media failed {self.id}")
+
+        peer = Peer(self.signaling.ice, on_connection_state=changed)
+        return peer
+
+    async def _media_failed(self) -> None:
+        async with self.lock:
+            if not self.terminal:
+                await self._fail(EngineError(Code.GENERIC, "media connection failed (ICE)"))
+
+    def _watch_media(self) -> None:
+        """Both descriptions are applied: the media connection must come up in time. aiortc
+        never reports a failure when there is no candidate pair at all (it does not even
+        start ICE), and a call would sit Connected in silence for ever."""
+        peer = self.peer
+        if peer is None or self._watched is peer:
+            return
+        self._watched = peer
+        self._ctx.spawn(self._media_watchdog(peer), f"media watchdog {self.id}")
+
+    async def _media_watchdog(self, peer: Peer) -> None:
+        timeout = self._ctx.options.media_timeout
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.terminal or self.peer is not peer or peer.closed:
+                return
+            if peer.ice_state in ("connected", "completed"):
+                return
+            await asyncio.sleep(0.2)
+        async with self.lock:
+            if self.terminal or self.peer is not peer:
+                return
+            if peer.ice_state in ("connected", "completed"):
+                return
+            why = f"no media connection after {timeout:g} s (ICE found no working path)"
+            await self._fail(EngineError(Code.GENERIC, why))
+
+    # -- the end -----------------------------------------------------------------------------
+
+    async def _drop_media(self) -> None:
+        """Forget an answer that the server refused; the call itself goes on (to its end)."""
+        await self._release()
+        self.peer = None
+        self.media.source = self.media.video = None
+
+    async def _release(self) -> None:
+        """Close the peer connection and release the media (never raises)."""
+        waiter = self._update_answer
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(_RemoteEnded())
+        if self.peer is not None:
+            await self.peer.close()
+        await self.media.release()
+        if self.signaling.anonymous is not None:
+            with contextlib.suppress(Exception):
+                await self.signaling.anonymous.close()
+
+    async def _finish(
+        self,
+        state: CallState,
+        end_reason: str,
+        reason_text: str,
+        error: ErrorInfo | None = None,
+    ) -> None:
+        """Move to a terminal state and release everything (idempotent)."""
+        if self.terminal:
+            return
+        previous = self.previous()
+        self.state = state
+        self.end_time = time.time()
+        self.end_reason = end_reason
+        for mine, local in ((self.local_tracks, True), (self.remote_tracks, False)):
+            for track_id, kind in mine.items():
+                self._ctx.emit(CallTrackEnded(self.id, track_id, kind, local))
+            mine.clear()
+        await self._release()
+        self._ctx.unbind(self)
+        if self._worker is not asyncio.current_task():
+            self._worker.cancel()
+        transition = Transition(reason_text)
+        self._ctx.emit(CallStateChange(self.id, previous, transition, state, error))
+
+    async def _fail(self, exc: BaseException) -> None:
+        """An error ends the call: tell the user and the server, release everything."""
+        info = _error_info(exc)
+        self._ctx.emit(CallError(self.id, info))
+        if self.terminal:
+            return
+        if self.server_id is not None:
+            try:
+                async with asyncio.timeout(3.0):
+                    await self.signaling.rest.end(self.server_id)
+            except (client_errors.ClientError, TimeoutError) as err:
+                log.info("call %s: end after an error failed: %s", self.id, err)
+        await self._finish(S.ENDED, "error", info.message, info)
+
+
+def _kind(kind: str) -> TrackKind:
+    return "video" if kind == "video" else "audio"
+
+
+def _error_info(exc: BaseException) -> ErrorInfo:
+    if isinstance(exc, EngineError):
+        return exc.info
+    if isinstance(exc, client_errors.ServerError):
+        return ErrorInfo(Code.GENERIC, f"server: {exc.code}: {exc.message}")
+    if isinstance(exc, client_errors.ClientError):
+        return ErrorInfo(Code.SIGNALING_UNAVAILABLE, f"signaling: {exc}")
+    return ErrorInfo(Code.UNKNOWN, f"{type(exc).__name__}: {exc}")
+
+
+__all__ = ["DTMF_CHARS", "CallSession", "CallSignaling"]

@@ -1,0 +1,99 @@
+"""The devices new calls use, and opening them for one call with a fallback that says why.
+
+`MediaSettings` holds the three specs (`audio_in`, `audio_out`, `camera`: what `--audio-in`,
+`--audio-out` and `--camera` take) and the `MediaKit` that opens them. An unavailable device
+never fails a call: it gives `media:error` and silence, the null sink or the test pattern.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import MediaStreamTrack
+
+from softphone.engine.errors import EngineError, EngineErrorCode, ErrorInfo
+from softphone.engine.events import EngineEvent, MediaError
+from softphone.engine.media_kit import MediaKit, default_kit
+from softphone.media.audio_sink import AudioSink
+from softphone.media.audio_switch import SwitchableSource
+from softphone.media.dtmf import DtmfDetector
+from softphone.media.video import SwitchableVideo
+
+PATTERN = "pattern"  # the camera spec of the moving test pattern (the default)
+
+
+class MediaSettings:
+    """Device specs for new calls (live calls switch through `softphone.engine.devices`)."""
+
+    def __init__(
+        self,
+        emit: Callable[[EngineEvent], None],
+        *,
+        audio_in: str,
+        audio_out: str,
+        camera: str,
+        kit: MediaKit | None,
+    ) -> None:
+        self.audio_in = audio_in
+        self.audio_out = audio_out
+        self.camera = camera
+        self._kit = kit
+        self._emit = emit
+
+    @property
+    def kit(self) -> MediaKit:
+        if self._kit is None:  # softphone.media loads PortAudio and FFmpeg: only when used
+            self._kit = default_kit()
+        return self._kit
+
+    def _unavailable(self, exc: BaseException, call_id: str | None) -> None:
+        info = ErrorInfo(EngineErrorCode.MEDIA_UNAVAILABLE, str(exc))
+        self._emit(MediaError(info, call_id))
+
+    def open_source(self, call_id: str) -> SwitchableSource:
+        """A call's outgoing audio, switchable mid-call."""
+        kit = self.kit
+        try:
+            return SwitchableSource(kit.open_source(self.audio_in))
+        except kit.unavailable as exc:
+            self._unavailable(exc, call_id)
+            return SwitchableSource(kit.silence())
+
+    def open_sink(self, call_id: str) -> AudioSink:
+        kit = self.kit
+        try:
+            return kit.open_sink(self.audio_out)
+        except kit.unavailable as exc:
+            self._unavailable(exc, call_id)
+            return kit.null_sink()
+
+    def open_video(self, call_id: str, size: tuple[int, int], fps: int = 15) -> SwitchableVideo:
+        """A call's outgoing video from `camera`, switchable mid-call; a camera that cannot
+        be opened gives `media:error` and the test pattern."""
+        try:
+            source = self.open_camera(self.camera, size, fps)
+        except self.kit.unavailable as exc:
+            self._unavailable(exc, call_id)
+            source = self.open_camera(PATTERN, size, fps)
+        return SwitchableVideo(source, size, fps)
+
+    def open_camera(self, spec: str, size: tuple[int, int], fps: int) -> MediaStreamTrack:
+        kit = self.kit
+        if spec != PATTERN and kit.open_video is not None:
+            return kit.open_video(spec, size[0], size[1], fps)
+        if kit.video_source is None:
+            raise EngineError(EngineErrorCode.NOT_SUPPORTED, "no video source available")
+        return kit.video_source(size[0], size[1], fps)
+
+    def dtmf_detector(self) -> DtmfDetector | None:
+        make = self.kit.dtmf_detector
+        return make() if make is not None else None
+
+    def window(self, title: str) -> Any:
+        """A window for remote video (a viewer process), or None where the kit has none."""
+        make = self.kit.window
+        return make(title) if make is not None else None
+
+
+__all__ = ["PATTERN", "MediaSettings"]
