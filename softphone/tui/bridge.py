@@ -1,17 +1,22 @@
 """Engine events → Textual messages. The bridge runs on the engine's thread (it is the engine's
-subscriber), so it may read the engine's call snapshot directly; `post_message` is thread-safe."""
+subscriber), so it may read the engine's call snapshot directly; `post_message` is thread-safe.
+
+Imported once the engine is (the start-up worker builds it), so it may use the engine's types."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual.app import App
 
-from softphone.tui.messages import EngineEventMessage, StatsUpdated
-
-if TYPE_CHECKING:
-    from softphone.engine import Call, Engine
-    from softphone.engine.events import EngineEvent
+from softphone.engine import Call, Engine
+from softphone.engine.events import (
+    CallStatsReceived,
+    ConnectionEvent,
+    EngineEvent,
+    MediaDeviceChange,
+)
+from softphone.tui.messages import EngineEventMessage
 
 
 class Bridge:
@@ -22,13 +27,11 @@ class Bridge:
         self._engine = engine
 
     def __call__(self, event: EngineEvent) -> None:
-        call_id = getattr(event, "call_id", None)
-        stats = getattr(event, "stats", None)
-        if event.name == "call:statsReceived" and isinstance(call_id, str):
-            self._app.post_message(StatsUpdated(call_id, dict(stats or {})))
-            return
+        if isinstance(event, CallStatsReceived):
+            return  # the app's stats poll posts what it fetched; this is the same data again
         call: Call | None = None
-        if isinstance(call_id, str):
+        call_id = None if isinstance(event, ConnectionEvent | MediaDeviceChange) else event.call_id
+        if call_id is not None:
             try:
                 call = self._engine.get(call_id)
             except Exception:  # the call is gone: the event still tells what happened

@@ -18,6 +18,7 @@ class TuiOptions:
     show_video: bool = True  # remote video in its own window (a viewer process)
     audio_in: str = "default"
     audio_out: str = "default"
+    camera: str = "pattern"  # what video calls send: "pattern", "default", "/dev/videoN", "N"
     embedded_data_dir: Path | None = None
     # Anonymous mode: no login; one call to `anonymous_to` placed at start. Token mode when
     # `token_file` (the JSON `softphone token` prints) or `token_url` (fetched) is given.

@@ -33,13 +33,13 @@ import pytest
 from rich.style import Style
 
 import softphone.engine.devices
-import softphone.tui.app
+import softphone.tui.presenter
 from softphone.client import Backoff
 from softphone.server.passwords import token_hash
 from softphone.server.runner import RunningServer
 from softphone.server.services import SERVICES
 from softphone.tui.app import SoftphoneApp
-from softphone.tui.widgets.status import describe_stats
+from softphone.tui.presenter import describe_stats
 from tests.tui.conftest import Far, app_for, row_states, until
 from tests.tui.test_app import logged
 
@@ -71,7 +71,7 @@ def pinned_stats(stats: dict[str, Any], kbps: float | None) -> str:
 
 @pytest.fixture(autouse=True)
 def steady_screen(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(softphone.tui.app, "describe_stats", pinned_stats)
+    monkeypatch.setattr(softphone.tui.presenter, "describe_stats", pinned_stats)
     # As on a machine whose sound server is up (the engines here use tone/null anyway).
     monkeypatch.setattr(softphone.engine.devices, "list_audio_devices", lambda: [])
     monkeypatch.setattr(softphone.engine.devices, "last_device_problem", lambda: "")

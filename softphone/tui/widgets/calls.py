@@ -1,16 +1,15 @@
-"""The calls pane: one row per call (party, direction, state, duration, flags)."""
+"""The calls pane: one row per call (party, direction, state, duration, flags); what a row
+says comes from `CallView.row` (tui/presenter.py)."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 if TYPE_CHECKING:
-    from softphone.engine import Call
+    from softphone.tui.presenter import CallView
 
 COLUMNS = (
     ("party", "Party", 16),
@@ -19,47 +18,6 @@ COLUMNS = (
     ("time", "Time", 7),
     ("flags", "Flags", 18),
 )
-
-
-@dataclass
-class CallView:
-    """What the pane shows of a call: the engine's snapshot plus what the UI tracks."""
-
-    call: Call
-    sending_video: bool = False
-    connected_at: float | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def live(self) -> bool:
-        return self.call.state.value not in ("Ended", "Cancelled")
-
-    def flags(self) -> str:
-        c = self.call
-        words = [
-            word
-            for word, flag in (
-                ("hold", c.local_hold),
-                ("held", c.remote_hold),
-                ("muted", c.muted),
-                ("video", self.sending_video),
-            )
-            if flag
-        ]
-        return " ".join(words)
-
-    def duration(self, now: float | None = None) -> str:
-        if self.connected_at is None:
-            return ""
-        end = self.call.end_time if self.call.end_time is not None else now or time.time()
-        seconds = max(0, int(end - self.connected_at))
-        return f"{seconds // 60}:{seconds % 60:02d}"
-
-    def state_text(self) -> str:
-        c = self.call
-        if c.end_reason and not self.live:
-            return f"{c.state.value} ({c.end_reason})"
-        return c.state.value
 
 
 class CallsPane(DataTable[str]):
@@ -78,19 +36,12 @@ class CallsPane(DataTable[str]):
             self.add_column(label, key=key, width=width)
 
     def show(self, view: CallView) -> None:
-        c = view.call
-        values = {
-            "party": c.remote_participant,
-            "dir": "out" if c.direction == "outgoing" else "in",
-            "state": view.state_text(),
-            "time": view.duration(),
-            "flags": view.flags(),
-        }
-        if c.id in self.rows:
+        call_id, values = view.call.id, view.row()
+        if call_id in self.rows:
             for key, value in values.items():
-                self.update_cell(c.id, key, value)
+                self.update_cell(call_id, key, value)
         else:
-            self.add_row(*(values[key] for key, _, _ in COLUMNS), key=c.id)
+            self.add_row(*(values[key] for key, _, _ in COLUMNS), key=call_id)
 
     def forget(self, call_id: str) -> None:
         if call_id in self.rows:
@@ -109,4 +60,4 @@ class CallsPane(DataTable[str]):
             self.move_cursor(row=self.get_row_index(call_id))
 
 
-__all__ = ["CallView", "CallsPane"]
+__all__ = ["CallsPane"]

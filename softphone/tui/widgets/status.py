@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual.widgets import Static
 
@@ -14,27 +12,6 @@ _COLORS = {
     "offline": "red",
     "starting": "cyan",
 }
-
-
-def describe_stats(stats: dict[str, Any], kbps: float | None) -> str:
-    """`Opus 48 kb/s loss 0 jitter 2 ms RTT 1 ms` from the engine's stats summary."""
-    audio = stats.get("audio") or {}
-    parts: list[str] = []
-    codec = audio.get("codec")
-    if codec:
-        parts.append(str(codec).split("/")[-1])
-    if kbps is not None:
-        parts.append(f"{kbps:.0f} kb/s")
-    lost = audio.get("packets_lost")
-    if lost is not None:
-        parts.append(f"loss {lost}")
-    jitter = audio.get("jitter")
-    if jitter is not None:
-        parts.append(f"jitter {float(jitter) * 1000:.0f} ms")
-    rtt = audio.get("round_trip_time")
-    if rtt is not None:
-        parts.append(f"RTT {float(rtt) * 1000:.0f} ms")
-    return " ".join(parts)
 
 
 class StatusLine(Static):
@@ -100,4 +77,4 @@ class StatusLine(Static):
         self.update(self._line())
 
 
-__all__ = ["StatusLine", "describe_stats"]
+__all__ = ["StatusLine"]
