@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from softphone import __version__
-from softphone.config import Config, ConfigError, load_config, resolve_config_path
+from softphone.config import (
+    CAMERA_SPECS,
+    Config,
+    ConfigError,
+    load_config,
+    resolve_config_path,
+    valid_camera,
+)
 
 PASSWORD_ENV = "SOFTPHONE_PASSWORD"
 TOKEN_KEY_ENV = "SOFTPHONE_TOKEN_KEY"
@@ -61,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--video", action="store_true", default=None, help="offer video on calls")
     tui.add_argument("--audio-in", metavar="SPEC", help="microphone (see softphone devices)")
     tui.add_argument("--audio-out", metavar="SPEC", help="speaker (see softphone devices)")
+    tui.add_argument(
+        "--camera",
+        metavar="SPEC",
+        help="what video calls send: pattern (default), default, /dev/videoN or N",
+    )
     tui.add_argument("--log-file", metavar="PATH", help="log file (also native stderr noise)")
     anon = parser.add_argument_group("anonymous calls (no login)")
     anon.add_argument("--anonymous", action="store_true", help="place an anonymous call at start")
@@ -130,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="list audio and video devices",
         description="List the audio devices PortAudio sees (by readable name, with the index "
         "and channel counts) and the video devices. Names and indexes are what "
-        "--audio-in / --audio-out accept.",
+        "--audio-in / --audio-out accept; the video devices are what --camera accepts.",
         epilog="examples:\n  softphone devices",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -202,47 +214,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    from softphone.server.app import database_path
-    from softphone.server.passwords import hash_password
-    from softphone.server.store import Store
+    from softphone.server.accounts import NAME_RULE, AccountError, Accounts, valid_name
 
     config = _with_data_dir(_config(args), args.data_dir)
-    store = Store(database_path(config))
-    try:
-        if args.action == "list":
-            for user in store.list_users():
-                anonymous = "  accepts anonymous calls" if user.allow_anonymous else ""
-                created = time.strftime("%Y-%m-%d", time.localtime(user.created_at))
-                print(f"{user.name}  (since {created}){anonymous}")
-            return 0
-        if args.action == "add":
-            if store.get_user(args.name) is not None:
-                raise Fail(f"softphone: user {args.name!r} exists already")
-            if not args.name.isidentifier() and not _valid_name(args.name):
-                raise Fail(
-                    "softphone: user names are 1-64 letters, digits, '.', '-' or '_'", EXIT_USAGE
+    with Accounts(config) as accounts:
+        try:
+            if args.action == "list":
+                for user in accounts.list():
+                    anonymous = "  accepts anonymous calls" if user.allow_anonymous else ""
+                    created = time.strftime("%Y-%m-%d", time.localtime(user.created_at))
+                    print(f"{user.name}  (since {created}){anonymous}")
+                return 0
+            if args.action == "add":
+                if not valid_name(args.name):  # before the password prompt
+                    raise Fail(f"softphone: {NAME_RULE}", EXIT_USAGE)
+                if accounts.get(args.name) is not None:
+                    raise AccountError(f"user {args.name!r} exists already")
+                accounts.add(
+                    args.name, _read_password(args.name), allow_anonymous=args.allow_anonymous
                 )
-            store.add_user(
-                args.name, hash_password(_read_password(args.name)), args.allow_anonymous
-            )
-            print(f"added {args.name}")
+                print(f"added {args.name}")
+                return 0
+            if accounts.get(args.name) is None:
+                raise AccountError(f"no user named {args.name!r}")
+            if args.action == "remove":
+                accounts.remove(args.name)
+                print(f"removed {args.name}")
+                return 0
+            password = None if args.keep_password else _read_password(args.name)
+            accounts.update(args.name, password=password, allow_anonymous=args.allow_anonymous)
+            print(f"updated {args.name}")
             return 0
-        if store.get_user(args.name) is None:
-            raise Fail(f"softphone: no user named {args.name!r}")
-        if args.action == "remove":
-            store.remove_user(args.name)
-            print(f"removed {args.name}")
-            return 0
-        new_hash = None if args.keep_password else hash_password(_read_password(args.name))
-        store.update_user(args.name, password_hash=new_hash, allow_anonymous=args.allow_anonymous)
-        print(f"updated {args.name}")
-        return 0
-    finally:
-        store.close()
-
-
-def _valid_name(name: str) -> bool:
-    return 0 < len(name) <= 64 and all(c.isalnum() or c in ".-_" for c in name)
+        except AccountError as exc:
+            raise Fail(f"softphone: {exc}") from exc
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -395,6 +399,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
             video=client.video if args.video is None else args.video,
             audio_in=args.audio_in or client.audio_in,
             audio_out=args.audio_out or client.audio_out,
+            camera=camera,
             anonymous=anonymous,
             anonymous_to=args.to or "",
             anonymous_from=args.from_ or "",

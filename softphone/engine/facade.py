@@ -12,9 +12,7 @@ would wait on its own thread): post the work elsewhere instead.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Coroutine
-from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from softphone.client.session import PasswordProvider
@@ -22,6 +20,7 @@ from softphone.engine.call import Call
 from softphone.engine.devices import DeviceList
 from softphone.engine.engine import Engine
 from softphone.engine.events import EngineCallback
+from softphone.loop_thread import LoopThread
 from softphone.protocol.models import TokenCredentials
 
 T = TypeVar("T")
@@ -32,43 +31,19 @@ class EngineThread:
 
     def __init__(self, *, timeout: float = 15.0, **engine_options: Any) -> None:
         self.timeout = timeout
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="softphone-engine", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        self.engine: Engine = self._call_sync(lambda: Engine(**engine_options))
+        self._thread = LoopThread("softphone-engine")
+        self.engine: Engine = self._thread.call(lambda: Engine(**engine_options), timeout)
         self._closed = False
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.call_soon(self._ready.set)
-        self._loop.run_forever()
-        self._loop.close()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
+        return self._thread.loop
 
     def _call_sync(self, fn: Callable[[], T]) -> T:
-        """Run a plain function on the engine thread (Engine objects are built there, so
-        their asyncio primitives belong to the engine's loop)."""
-
-        async def wrap() -> T:
-            return fn()
-
-        return self._run_coro(wrap())
+        return self._thread.call(fn, self.timeout)
 
     def _run_coro(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        if threading.current_thread() is self._thread:
-            coro.close()
-            raise RuntimeError("EngineThread methods cannot be called from the engine thread")
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return future.result(self.timeout if timeout is None else timeout)
-        except TimeoutError:
-            future.cancel()
-            raise
+        return self._thread.run(coro, self.timeout if timeout is None else timeout)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -94,8 +69,7 @@ class EngineThread:
         try:
             self._run_coro(self.engine.stop())
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(self.timeout)
+            self._thread.stop(self.timeout)
 
     def __enter__(self) -> EngineThread:
         return self

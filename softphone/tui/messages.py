@@ -10,7 +10,7 @@ from textual.message import Message
 if TYPE_CHECKING:
     from softphone.engine import Call, DeviceList, EngineThread
     from softphone.engine.events import EngineEvent
-    from softphone.tui.embedded import Embedded
+    from softphone.embedded import Embedded
 
 
 @dataclass

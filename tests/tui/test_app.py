@@ -8,7 +8,7 @@ from softphone.engine.events import CallDtmf, CallStateChange
 from softphone.engine.states import CallState
 from softphone.server.runner import RunningServer
 from softphone.tui.app import SoftphoneApp
-from softphone.tui.embedded import CREDENTIALS_FILE, ensure_users
+from softphone.embedded import CREDENTIALS_FILE, ensure_users
 from tests.tui.conftest import Far, answered_by_key, app_for, row_states, until
 
 SIZE = (80, 24)
