@@ -66,3 +66,4 @@ class CloseCode(enum.IntEnum):
     DO_NOT_RECONNECT = 4000
     REPLACED = 4001
     AUTH_EXPIRED = 4002
+    SLOW_CONSUMER = 4003

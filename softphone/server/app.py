@@ -77,6 +77,18 @@ def build_services(config: Config, store: Store) -> Services:
         "Open notification websockets.",
         lambda: hub.connection_count,
     )
+    metrics.gauges["websocket_queued_bytes"] = (
+        "Bytes waiting in websocket send queues.",
+        lambda: hub.queued_bytes,
+    )
+    metrics.counters["websocket_slow_consumers_total"] = (
+        "Websockets closed (4003) because their send queue overflowed.",
+        lambda: hub.slow_consumers,
+    )
+    metrics.counters["websocket_replies_refused_total"] = (
+        "Client websocket frames dropped undecoded beyond the reply budget.",
+        lambda: hub.replies_refused,
+    )
     metrics.gauges["subscriptions"] = ("Subscriptions (devices).", lambda: hub.subscription_count)
     metrics.gauges["live_calls"] = ("Calls not yet ended.", lambda: calls.live_count)
     return Services(

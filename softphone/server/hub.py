@@ -34,6 +34,7 @@ from softphone.protocol.frames import (
     Welcome,
 )
 from softphone.server.auth import Sessions, bearer_token
+from softphone.server.connection import CLOSE_TIMEOUT, Connection
 from softphone.server.errors import ApiError
 from softphone.server.store import Session, Store, SubscriptionRow
 
@@ -42,38 +43,6 @@ log = logging.getLogger("softphone.server.hub")
 HELLO_TIMEOUT = 10.0
 _encoder = msgspec.json.Encoder()
 _client_decoder = msgspec.json.Decoder(ClientFrames)
-
-
-class Connection:
-    """One websocket; a writer task owns all sends so frames leave in publish order."""
-
-    def __init__(self, ws: web.WebSocketResponse) -> None:
-        self.ws = ws
-        self._queue: asyncio.Queue[bytes | int] = asyncio.Queue()
-        self._writer = asyncio.create_task(self._write())
-
-    def send(self, data: bytes) -> None:
-        self._queue.put_nowait(data)
-
-    def close_after_flush(self, code: int) -> None:
-        self._queue.put_nowait(code)
-
-    async def _write(self) -> None:
-        try:
-            while True:
-                item = await self._queue.get()
-                if isinstance(item, int):
-                    await self.ws.close(code=item)
-                    return
-                await self.ws.send_str(item.decode())
-        except (ConnectionError, RuntimeError):
-            # The peer went away mid-write; the reader side notices and detaches.
-            return
-
-    async def finish(self, timeout: float = 5.0) -> None:
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(self._writer), timeout)
-        self._writer.cancel()
 
 
 @dataclass(eq=False)
@@ -118,6 +87,8 @@ class Hub:
         self._subs: dict[str, Subscription] = {}
         self._by_session: dict[str, Subscription] = {}
         self._by_user: dict[str, dict[str, Subscription]] = {}
+        self.slow_consumers = 0  # sockets closed because their send queue overflowed
+        self._refused_by_closed = 0  # client frames dropped beyond a closed socket's budget
         # Called with (session hash, end reason) when a device stops being reachable: lost
         # past the resume window, or gone for good (logout, unsubscribe, replaced, expired).
         self.on_device_gone: Callable[[str, str], None] = lambda session_hash, reason: None
@@ -220,6 +191,17 @@ class Hub:
         return sum(1 for s in self._subs.values() if s.connection is not None)
 
     @property
+    def queued_bytes(self) -> int:
+        """Bytes waiting in the send queues of every attached socket."""
+        return sum(s.connection.queued_bytes for s in self._subs.values() if s.connection)
+
+    @property
+    def replies_refused(self) -> int:
+        """Client frames dropped, undecoded, beyond a socket's reply budget."""
+        live = sum(s.connection.budget.refused for s in self._subs.values() if s.connection)
+        return self._refused_by_closed + live
+
+    @property
     def subscription_count(self) -> int:
         return len(self._subs)
 
@@ -245,26 +227,38 @@ class Hub:
         if sub.connection is not None:
             sub.connection.send(data)
 
+    def _detach(self, sub: Subscription, connection: Connection) -> None:
+        if sub.connection is connection:
+            sub.connection = None
+            sub.detached_at = time.monotonic()
+
     # -- websocket ---------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         # aiohttp refuses a message of exactly max_msg_size; the protocol allows up to the limit.
-        ws = web.WebSocketResponse(heartbeat=self.ping_interval, max_msg_size=self._max_frame + 1)
+        ws = web.WebSocketResponse(
+            heartbeat=self.ping_interval,
+            max_msg_size=self._max_frame + 1,
+            timeout=CLOSE_TIMEOUT,
+        )
         await ws.prepare(request)
         accepted = await self._authenticate(ws, bearer_token(request))
         if accepted is None:
             return ws
         sub, first_frames = accepted
-        connection = self._attach(sub, ws, first_frames)
+        connection = self._attach(sub, ws, request.transport, first_frames)
+        reader = asyncio.create_task(self._read(sub, ws, connection))
+        connection.set_reader(reader)
         try:
-            await self._read(sub, ws, connection)
+            # The connection's close stops the reader (it reads the client's close itself).
+            await asyncio.wait([reader])
         finally:
-            if sub.connection is connection:
-                sub.connection = None
-                sub.detached_at = time.monotonic()
+            reader.cancel()
+            self._detach(sub, connection)
             # Always wake the writer: it exits after closing (a no-op on a closed socket).
             connection.close_after_flush(CloseCode.GOING_AWAY)
             await connection.finish()
+            self._refused_by_closed += connection.budget.refused
         return ws
 
     async def _refuse(
@@ -374,14 +368,22 @@ class Hub:
         return [data for seq, data in sub.buffer if seq > last_seq]
 
     def _attach(
-        self, sub: Subscription, ws: web.WebSocketResponse, first_frames: list[bytes]
+        self,
+        sub: Subscription,
+        ws: web.WebSocketResponse,
+        transport: asyncio.BaseTransport | None,
+        first_frames: list[bytes],
     ) -> Connection:
         """Queue welcome and replay before any live frame can slip in (no await in between)."""
         if sub.connection is not None:
             sub.connection.close_after_flush(CloseCode.REPLACED)
-        connection = Connection(ws)
-        for data in first_frames:
-            connection.send(data)
+
+        def overflowed(connection: Connection) -> None:
+            # Closing with SLOW_CONSUMER: the client resumes from the buffer, as after a drop.
+            self.slow_consumers += 1
+            self._detach(sub, connection)
+
+        connection = Connection(ws, transport, first_frames, overflowed)
         sub.connection = connection
         sub.detached_at = None
         return connection
@@ -396,6 +398,8 @@ class Hub:
             )
 
         async for msg in ws:
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not connection.budget.take():
+                continue  # over the reply budget: not decoded, not answered
             if msg.type == WSMsgType.TEXT:
                 try:
                     frame = _client_decoder.decode(msg.data)
