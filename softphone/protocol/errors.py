@@ -27,6 +27,7 @@ class ErrorCode(enum.StrEnum):
     NOT_SUBSCRIBED = "not_subscribed"
     TOO_MANY_DEVICES = "too_many_devices"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    REQUEST_TIMEOUT = "request_timeout"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CALLS = "too_many_calls"
     INTERNAL = "internal_error"
@@ -52,6 +53,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.NOT_SUBSCRIBED: 409,
     ErrorCode.TOO_MANY_DEVICES: 409,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.TOO_MANY_CALLS: 429,
     ErrorCode.INTERNAL: 500,

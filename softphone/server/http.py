@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,9 @@ T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _encoder = msgspec.json.Encoder()
+# A request body (at most server.max_body_bytes) must arrive within this; a client trickling it
+# would otherwise hold a handler and a descriptor for as long as it likes.
+BODY_TIMEOUT = 20.0
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -38,7 +42,14 @@ def error_response(
 
 async def decode(request: web.Request, model: type[T]) -> T:
     try:
-        body = await request.read()
+        async with asyncio.timeout(BODY_TIMEOUT):
+            body = await request.read()
+    except TimeoutError as exc:
+        if request.transport is not None:
+            request.transport.close()  # the rest of the body is not wanted
+        raise ApiError(
+            ErrorCode.REQUEST_TIMEOUT, f"the request body did not arrive within {BODY_TIMEOUT:g} s"
+        ) from exc
     except web.HTTPRequestEntityTooLarge as exc:
         raise ApiError(ErrorCode.PAYLOAD_TOO_LARGE, exc.text or "request body too large") from exc
     if not body:

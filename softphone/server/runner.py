@@ -10,18 +10,39 @@ from aiohttp import web
 
 from softphone.config import Config
 from softphone.server.app import build_app
+from softphone.server.connection_guard import (
+    CONNECTIONS_PER_ADDRESS,
+    ConnectionGuard,
+    request_log,
+)
 
 log = logging.getLogger("softphone.server")
+
+# How long a connection may take to send a complete request head, counted from when it opens
+# and from its previous response (aiohttp's keep-alive timer, which closes a connection whose
+# head is incomplete when it fires): slow or half-sent heads cannot hold descriptors for long.
+# Longer than aiohttp's client keep-alive (15 s), so clients, not the server, drop idle ones.
+HEADER_TIMEOUT = 20.0
 
 
 class RunningServer:
     """A server started on the current event loop; `port` is the bound one (0 picks a free one)."""
 
-    def __init__(self, runner: web.AppRunner, site: web.TCPSite, host: str, port: int) -> None:
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        site: web.BaseSite | None,
+        host: str,
+        port: int,
+        listener: asyncio.Server | None = None,
+        guard: ConnectionGuard | None = None,
+    ) -> None:
         self.runner = runner
         self.site = site
         self.host = host
         self.port = port
+        self.guard = guard
+        self._listener = listener
 
     @property
     def url(self) -> str:
@@ -32,19 +53,39 @@ class RunningServer:
         return self.runner.app
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()  # no new connections; open ones are closed by the runner
         await self.runner.cleanup()
 
 
 async def start_server(
-    config: Config, host: str | None = None, port: int | None = None
+    config: Config,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    header_timeout: float = HEADER_TIMEOUT,
+    connections_per_address: int = CONNECTIONS_PER_ADDRESS,
+    cap_loopback: bool = False,
 ) -> RunningServer:
     app = build_app(config)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=5.0,
+        keepalive_timeout=header_timeout,
+        logger=request_log(),
+    )
     await runner.setup()
     host = host or config.server.host
-    site = web.TCPSite(runner, host, config.server.port if port is None else port)
-    await site.start()
-    return RunningServer(runner, site, host, int(runner.addresses[0][1]))
+    assert runner.server is not None
+    # Our own listening socket rather than a TCPSite: its protocol factory is the guard.
+    guard = ConnectionGuard(runner.server, connections_per_address, cap_loopback=cap_loopback)
+    listener = await asyncio.get_running_loop().create_server(
+        guard, host, config.server.port if port is None else port, reuse_address=True
+    )
+    bound = int(listener.sockets[0].getsockname()[1])
+    return RunningServer(runner, None, host, bound, listener, guard)
 
 
 async def serve_forever(config: Config, ready: asyncio.Event | None = None) -> None:
