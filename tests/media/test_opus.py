@@ -22,7 +22,8 @@ def speechy(seconds: float) -> np.ndarray:
     f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
     phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
     x = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
-    return np.round(x / np.max(np.abs(x)) * 0.5 * 32767).astype(np.int16)
+    pcm: np.ndarray = np.round(x / np.max(np.abs(x)) * 0.5 * 32767).astype(np.int16)
+    return pcm
 
 
 def encode(pcm: np.ndarray, encoder: OpusEncoder) -> list[bytes]:
