@@ -26,6 +26,7 @@ class CallOptions:
 
     ringing_feedback: bool = True  # an incoming call tells the caller it rings
     update_timeout: float = 10.0  # seconds a re-offer waits for its answer
+    reoffer_wait: float = 10.0  # seconds a re-offer waits for an unreachable server
     glare_retries: int = 5  # re-offers refused for glare retried this often
     inband_dtmf: bool = True  # detect DTMF tones in received audio
     show_video: bool = False  # open a window for remote video

@@ -4,12 +4,14 @@ Each call is a `CallSession` (softphone/engine/session.py), which owns everythin
 The engine creates sessions (`make`, `make_anonymous`, an incoming `call.incoming`), finds them
 by our id or the server's, hands each notification to its session, and passes every public
 operation to the session it names. It also holds what all calls share: the signaling client,
-the device settings (`MediaSettings`), the event subscribers.
+the device settings (`MediaSettings`), the event subscribers, and the outbox of ends the server
+has not heard yet (`EndOutbox`: a hang-up made during an outage is delivered once it is back).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Coroutine
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from softphone.client import AnonymousSignaling, ServerError, SignalingClient
+from softphone.client import AnonymousSignaling, ServerError, ServerUnreachable, SignalingClient
 from softphone.client import events as client_events
 from softphone.client.session import PasswordProvider
 from softphone.engine.call import Call
@@ -32,6 +34,7 @@ from softphone.engine.events import (
     MediaOffered,
 )
 from softphone.engine.media_kit import MediaKit
+from softphone.engine.outbox import EndOutbox
 from softphone.engine.session import CallSession, CallSignaling
 from softphone.engine.sources import PATTERN, MediaSettings
 from softphone.protocol import frames
@@ -55,6 +58,11 @@ class Engine:
     (`"pattern"`, `"default"`, `"/dev/video0"`). `list_devices`, `set_audio_input`,
     `set_audio_output` and `set_camera` list and switch them, live calls included
     (`media:deviceChange`). The other options are `CallOptions`.
+
+    An outage of the server does not end calls: their media goes on, a hang-up ends the call
+    here at once and reaches the server when it is back (`outbox`), and a re-offer (hold,
+    video, media restart) waits `reoffer_wait` seconds for it, then fails leaving the call as
+    it was.
     """
 
     def __init__(
@@ -66,6 +74,7 @@ class Engine:
         media: MediaKit | None = None,
         ringing_feedback: bool = True,
         update_timeout: float = 10.0,
+        reoffer_wait: float = 10.0,
         glare_retries: int = 5,
         inband_dtmf: bool = True,
         anonymous_ice_servers: list[IceServer] | None = None,
@@ -81,6 +90,7 @@ class Engine:
         options = CallOptions(
             ringing_feedback=ringing_feedback,
             update_timeout=update_timeout,
+            reoffer_wait=reoffer_wait,
             glare_retries=glare_retries,
             inband_dtmf=inband_dtmf,
             show_video=show_video,
@@ -103,6 +113,7 @@ class Engine:
         self._orphans: dict[str, list[frames.Notification]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._client: SignalingClient | None = None
+        self.outbox = EndOutbox(self._send_end)
         self._server_url: str | None = None
         self.username: str | None = None
 
@@ -191,6 +202,7 @@ class Engine:
             **client_options,
         )
         self._client = client
+        self.outbox.start()
         await client.start()
         if wait:
             try:
@@ -204,6 +216,13 @@ class Engine:
         """End every live call (bounded in time), then leave the server."""
         for session in list(self._sessions.values()):
             await session.shutdown(timeout)
+        await self.outbox.stop()
+        if len(self.outbox):
+            # One last try; what is still pending is lost with the engine (the server ends
+            # those calls when this device's subscription is declared lost).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self.outbox.flush()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -216,6 +235,17 @@ class Engine:
     def client(self) -> SignalingClient | None:
         """The signaling client of the logged-in user (None before `start`)."""
         return self._client
+
+    async def _send_end(self, server_id: str) -> None:
+        client = self._client
+        if client is None:
+            raise ServerUnreachable("the engine is not started")
+        await client.rest.end(server_id)
+
+    def _user_signaling(self, client: SignalingClient) -> CallSignaling:
+        return CallSignaling(
+            client.rest, client.ice_servers, device=client, remember_end=self.outbox.add
+        )
 
     def _signaling(self) -> SignalingClient:
         if self._client is None:
@@ -274,7 +304,7 @@ class Engine:
         rest = client.rest
         session = CallSession(
             self._ctx,
-            CallSignaling(rest, client.ice_servers),
+            self._user_signaling(client),
             call_id=_new_id(),
             from_=client.username,
             to=to,
@@ -454,6 +484,9 @@ class Engine:
                 self._route(frame)
             case client_events.Resynced(calls=calls):
                 self._resync(calls)
+            case client_events.WsChange(state="connected"):
+                self._emit(event)
+                self.outbox.wake()  # the server is back: deliver the ends it missed
             case client_events.SubscriptionChange(state="unsubscribed", reason=reason) if (
                 reason is not None
             ):
@@ -487,7 +520,7 @@ class Engine:
             return
         session = CallSession(
             self._ctx,
-            CallSignaling(client.rest, client.ice_servers),
+            self._user_signaling(client),
             call_id=info.id,
             from_=info.caller,
             to=info.callee,
@@ -502,12 +535,17 @@ class Engine:
         session.start_incoming()
 
     def _resync(self, calls: list[CallInfo]) -> None:
-        """After a resume failed: calls the server no longer knows as live have ended."""
+        """After a resume failed, reconcile both ways: calls the server no longer lists as
+        live have ended (here too), and calls it lists that we ended here are ended there."""
         live = {info.id for info in calls}
         for session in list(self._sessions.values()):
             sid = session.server_id
-            if sid and sid not in live and not session.terminal and not session.anonymous:
+            if not sid or session.anonymous:
+                continue
+            if sid not in live and not session.terminal:
                 session.deliver(frames.CallEnded(call_id=sid, reason="connection_lost"))
+            elif sid in live and session.terminal and session.ended_here:
+                self.outbox.add(sid, session.end_reason or "hangup")
 
     def _signaling_lost(self, why: str) -> None:
         """The device lost its subscription for good: its calls cannot go on (the server

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from softphone.client import AnonymousSignaling, RestClient
+from softphone.client import AnonymousSignaling, RestClient, SignalingClient
 from softphone.client import errors as client_errors
 from softphone.engine.call import Call, Direction
 from softphone.engine.call_media import CallMedia
@@ -46,6 +46,7 @@ from softphone.engine.events import (
     TrackKind,
     Transition,
 )
+from softphone.engine.outbox import refused
 from softphone.engine.peer import Peer, ice_ufrags
 from softphone.engine.states import (
     ESTABLISHED,
@@ -69,6 +70,9 @@ _NOT_OURS = frozenset(
     {ErrorCode.WRONG_STATE, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN, ErrorCode.NOT_IN_CALL}
 )
 Offer = Callable[[str], Awaitable[CallInfo]]
+UNREACHABLE = "the server is unreachable; the call is unchanged"
+# Between tries of a re-offer the server did not take (it may be restarting).
+REOFFER_RETRY = 0.5
 
 
 class _RemoteEnded(Exception):
@@ -78,11 +82,33 @@ class _RemoteEnded(Exception):
 @dataclass(eq=False)
 class CallSignaling:
     """How a call reaches the server: the REST client of the user's session (or of an
-    anonymous call's own channel) and the ICE servers its peer connections use."""
+    anonymous call's own channel) and the ICE servers its peer connections use.
+
+    A user's call also has its `device` (whose channel tells whether the server is reachable
+    now, and when it is again) and `remember_end(server_id, reason)`, the engine's outbox for
+    ends the server could not be told yet."""
 
     rest: RestClient
     ice: list[IceServer] = field(default_factory=list)
     anonymous: AnonymousSignaling | None = None
+    device: SignalingClient | None = None
+    remember_end: Callable[[str, str], None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.device is None or self.device.connected
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """Whether the channel is (or comes) up within `timeout` seconds."""
+        if self.device is None or self.device.connected:
+            return True
+        if timeout <= 0:
+            return False
+        try:
+            await self.device.wait_connected(timeout)
+        except (TimeoutError, client_errors.ClientError):
+            return False
+        return True
 
 
 class CallSession:
@@ -120,6 +146,7 @@ class CallSession:
         self.start_time = time.time()
         self.end_time: float | None = None
         self.end_reason: str | None = None
+        self.ended_here = False  # ended by us, so the server must be told (see `_finish`)
         self.muted = False
         self.media_state = "new"  # the peer connection's ICE state
         # What the call is made of.
@@ -317,7 +344,7 @@ class CallSession:
             except client_errors.ClientError as exc:
                 await self._fail(exc)
                 raise EngineError(Code.GENERIC, f"reject failed: {exc}") from exc
-            await self._finish(S.ENDED, "rejected", "rejected")
+            await self._finish(S.ENDED, "rejected", "rejected", local=True)
 
     async def ignore(self) -> None:
         """Drop an incoming call locally (no signaling: it rings on elsewhere or times out)."""
@@ -343,12 +370,28 @@ class CallSession:
                 reason = "cancelled"
             else:
                 reason = "rejected"
-            if self.server_id is not None:
-                try:
-                    await self.signaling.rest.end(self.server_id)
-                except client_errors.ClientError as exc:
-                    log.info("call %s: server refused end: %s", self.id, exc)
-            await self._finish(S.ENDED, reason, "ended locally")
+            await self._tell_end(reason)
+            await self._finish(S.ENDED, reason, "ended locally", local=True)
+
+    async def _tell_end(self, reason: str, timeout: float | None = None) -> None:
+        """Tell the server we ended the call. An end it cannot take now (no channel, no
+        answer, a 5xx) goes to the engine's outbox, which delivers it once the server is back;
+        the call ends here at once either way. A refusal means it had ended there already."""
+        sid = self.server_id
+        if sid is None:
+            return
+        remember = self.signaling.remember_end
+        if remember is not None and not self.signaling.connected:
+            remember(sid, reason)  # do not make the user wait for a server that is down
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self.signaling.rest.end(sid)
+        except (client_errors.ClientError, TimeoutError) as exc:
+            if refused(exc) or remember is None:
+                log.info("call %s: end not taken by the server: %s", self.id, exc)
+            else:
+                remember(sid, reason)
 
     async def shutdown(self, timeout: float) -> None:
         """The engine stops: end the call (bounded in time); a call that only rings is left
@@ -363,7 +406,7 @@ class CallSession:
                 await self.end()
         except (EngineError, TimeoutError) as exc:
             log.info("stop: could not end call %s cleanly: %s", self.id, exc)
-            await self._finish(S.ENDED, "stopped", "engine stopped")
+            await self._finish(S.ENDED, "stopped", "engine stopped", local=True)
 
     async def lost(self, why: str) -> None:
         """Our subscription is gone for good: the call cannot go on (the server ends it too)."""
@@ -372,7 +415,7 @@ class CallSession:
                 return
             info = ErrorInfo(Code.GENERIC, why)
             self._ctx.emit(CallError(self.id, info))
-            await self._finish(S.ENDED, "connection_lost", why, info)
+            await self._finish(S.ENDED, "connection_lost", why, info, local=True)
 
     # -- re-offers: hold, unhold, video, media restart ---------------------------------------
 
@@ -531,7 +574,7 @@ class CallSession:
         waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._update_answer = waiter
         try:
-            await self.signaling.rest.update(self._server_id(), sdp)
+            await self._post_update(sdp)
             async with asyncio.timeout(self._ctx.options.update_timeout):
                 return await waiter
         except _RemoteEnded as exc:
@@ -540,6 +583,32 @@ class CallSession:
             self._update_answer = None
             if not waiter.done():
                 waiter.cancel()
+
+    async def _post_update(self, sdp: str) -> None:
+        """POST a re-offer once the server can take it: a server that is down (restarting,
+        say) gets `reoffer_wait` seconds to come back, then the re-offer fails with
+        SIGNALING_UNAVAILABLE and nothing applied, so the caller rolls back and the call goes
+        on as it was (its media does not need the server)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._ctx.options.reoffer_wait
+        while True:
+            if not await self.signaling.wait_connected(deadline - loop.time()):
+                raise EngineError(Code.SIGNALING_UNAVAILABLE, UNREACHABLE)
+            try:
+                await self.signaling.rest.update(self._server_id(), sdp)
+                return
+            except client_errors.ServerError as exc:
+                if not exc.transient:
+                    raise  # glare and real refusals are the caller's to handle
+                failure: client_errors.ClientError = exc
+            except client_errors.ServerUnreachable as exc:
+                failure = exc
+            left = deadline - loop.time()
+            log.info("call %s: re-offer not taken (%s); %.1f s left", self.id, failure, left)
+            if left <= 0:
+                raise EngineError(Code.SIGNALING_UNAVAILABLE, UNREACHABLE) from failure
+            # The channel may not have noticed the outage yet: pace the next try.
+            await asyncio.sleep(min(REOFFER_RETRY, left))
 
     async def _remote_update(self, sdp: str) -> None:
         """The other party re-offered: answer it (a new ICE ufrag means a media restart)."""
@@ -787,12 +856,16 @@ class CallSession:
         end_reason: str,
         reason_text: str,
         error: ErrorInfo | None = None,
+        *,
+        local: bool = False,
     ) -> None:
-        """Move to a terminal state and release everything (idempotent)."""
+        """Move to a terminal state and release everything (idempotent). `local`: we ended
+        it (not the other party, not the server), so the server must hear of it."""
         if self.terminal:
             return
         previous = self.previous()
         self.state = state
+        self.ended_here = local
         self.end_time = time.time()
         self.end_reason = end_reason
         for mine, local in ((self.local_tracks, True), (self.remote_tracks, False)):
@@ -812,13 +885,8 @@ class CallSession:
         self._ctx.emit(CallError(self.id, info))
         if self.terminal:
             return
-        if self.server_id is not None:
-            try:
-                async with asyncio.timeout(3.0):
-                    await self.signaling.rest.end(self.server_id)
-            except (client_errors.ClientError, TimeoutError) as err:
-                log.info("call %s: end after an error failed: %s", self.id, err)
-        await self._finish(S.ENDED, "error", info.message, info)
+        await self._tell_end("error", timeout=3.0)
+        await self._finish(S.ENDED, "error", info.message, info, local=True)
 
 
 def _kind(kind: str) -> TrackKind:
