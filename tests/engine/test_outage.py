@@ -181,3 +181,31 @@ async def test_hold_during_outage_fails_clearly_and_leaves_the_call_as_it_was(
     assert await bob.ears.frequency() == pytest.approx(1000, abs=20)
     assert await alice.ears.frequency() == pytest.approx(600, abs=20)
     assert alice.engine.get(a_id).state == S.CONNECTED
+
+
+async def test_ends_from_both_sides_during_outage_leave_nothing_pending(
+    serve: ServeProcess, parties: Parties
+) -> None:
+    """Both hang up while the server is down: one end is taken, the other is refused (the
+    call has ended already), and the refusal clears it rather than retrying for ever."""
+    alice = await online(parties, serve, "alice")
+    bob = await online(parties, serve, "bob")
+    a_id, b_id = await connect(alice, bob)
+    server_id = alice.engine.get(a_id).server_id
+
+    serve.kill()
+    await alice.engine.end(a_id)
+    await bob.engine.end(b_id)
+    assert [e.server_id for e in alice.engine.outbox.pending] == [server_id]
+    assert [e.server_id for e in bob.engine.outbox.pending] == [server_id]
+
+    await serve.start()
+    deadline = time.monotonic() + 30
+    while len(alice.engine.outbox) or len(bob.engine.outbox):
+        assert time.monotonic() < deadline, "ends still pending after the server came back"
+        await asyncio.sleep(0.1)
+    client = bob.engine.client
+    assert client is not None
+    assert await client.rest.list_calls() == []
+    record = next(r for r in await client.rest.history() if r.id == server_id)
+    assert record.ended_at is not None and record.end_reason == "hangup"
