@@ -6,6 +6,7 @@ Requests forbid unknown fields so a typo is an error rather than a silently igno
 from __future__ import annotations
 
 import enum
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -20,6 +21,47 @@ class CallState(enum.StrEnum):
 
 
 LIVE_STATES = frozenset({CallState.INITIATED, CallState.RINGING, CallState.CONNECTED})
+
+# The rules the server checks on request fields, stated once: msgspec enforces them when a body
+# is decoded and writes them into the OpenAPI document. Patterns are searched (JSON Schema's
+# rule); `(?!\n)$` ends a pattern in both Python (whose `$` also matches before a final
+# newline) and ECMAScript.
+MAX_SDP = 60_000
+Sdp = Annotated[
+    str,
+    msgspec.Meta(
+        pattern="^v=0",
+        max_length=MAX_SDP,
+        description="an SDP document: starts with 'v=0'",
+    ),
+]
+# After optional spaces and an optional 'sip:' scheme, a user name (or user@domain) starts.
+Address = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^\s*(?![sS][iI][pP]:(?:[\s@]|$))(?:[sS][iI][pP]:)?[^\s@]",
+        description="a user: 'alice', 'alice@domain' or 'sip:alice@domain'",
+    ),
+]
+Label = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[\w.+:@-]{1,128}(?!\n)$",
+        description="1-128 letters, digits and . + : @ - _",
+    ),
+]
+DtmfDigits = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9*#A-Da-d,]{1,64}(?!\n)$",
+        description="1-64 of 0-9 * # A-D and ',' (a pause)",
+    ),
+]
+DtmfDuration = Annotated[int, msgspec.Meta(ge=40, le=2000)]
+Service = Literal["call"]
+Services = Annotated[list[Service], msgspec.Meta(min_length=1)]
+# The upper bound is the server's `subscription_max_expires`; the OpenAPI document adds it.
+Expires = Annotated[int, msgspec.Meta(ge=60)]
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -57,13 +99,13 @@ class LoginResponse(Body):
 
 
 class SubscriptionRequest(Request):
-    services: list[str] = msgspec.field(default_factory=lambda: ["call"])
+    services: Services = msgspec.field(default_factory=lambda: ["call"])
     force_logout: bool = False
-    expires: int = 3600
+    expires: Expires = 3600
 
 
 class SubscriptionRefresh(Request):
-    expires: int = 3600
+    expires: Expires = 3600
 
 
 class IceServer(Body, omit_defaults=True):
@@ -92,23 +134,23 @@ class Media(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class MakeCallRequest(Request):
-    to: str
-    sdp: str
+    to: Address
+    sdp: Sdp
     media: Media = msgspec.field(default_factory=Media)
     display_name: str | None = None
 
 
 class SdpRequest(Request):
-    sdp: str
+    sdp: Sdp
 
 
 class DtmfRequest(Request):
-    digits: str
-    duration_ms: int = 100
+    digits: DtmfDigits
+    duration_ms: DtmfDuration = 100
 
 
 class ForwardRequest(Request):
-    to: str
+    to: Address
 
 
 class CallInfo(Body):
@@ -145,9 +187,12 @@ class TokenCredentials(Request, rename="camel"):
 
 
 class AnonymousCallRequest(Request, kw_only=True, rename={"from_": "from"}):
-    to: str | None = None
-    from_: str | None = None
-    sdp: str
+    """Regular mode: `to` and `from`; token mode: `credentials` (then `to` and `from`, if given,
+    must match the tokens)."""
+
+    to: Address | None = None
+    from_: Label | None = None
+    sdp: Sdp
     media: Media = msgspec.field(default_factory=Media)
     display_name: str | None = None
     credentials: TokenCredentials | None = None
@@ -166,8 +211,8 @@ class AnonymousCallResponse(Body):
 class AnonymousIceRequest(Request, kw_only=True, rename={"from_": "from"}):
     """Who an anonymous caller is about to call, as it will say so in its call (no SDP yet)."""
 
-    to: str | None = None
-    from_: str | None = None
+    to: Address | None = None
+    from_: Label | None = None
     credentials: TokenCredentials | None = None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -12,7 +13,7 @@ import msgspec
 from aiohttp import web
 
 from softphone.protocol.errors import ErrorCode
-from softphone.protocol.models import ErrorBody, ErrorDetail
+from softphone.protocol.models import MAX_SDP, ErrorBody, ErrorDetail
 from softphone.server.errors import ApiError
 from softphone.server.metrics import METRICS_KEY
 
@@ -40,6 +41,29 @@ def error_response(
     return response
 
 
+# The messages the server gave before these rules moved into the models, by field: a broken
+# rule (not a wrong type) on one of these fields is explained in the same words as before.
+RULE_MESSAGES = {
+    "sdp": f"sdp must be an SDP document starting with 'v=0' (at most {MAX_SDP} characters)",
+    "digits": "digits must be 1-64 of 0-9 * # A-D and ',' (pause)",
+    "duration_ms": "duration_ms must be between 40 and 2000",
+    "from": "'from' is required: 1-128 characters of letters, digits and . + : @ - _",
+    "to": "'to' must name a user",
+    "services": "services must be a non-empty subset of ['call']",
+    "expires": "expires must be at least 60 seconds",
+}
+_RULE_PATH = re.compile(r" - at `\$\.(\w+)(?:\[\d+\])?`$")
+_TYPE_ERROR = re.compile(r"^Expected `[\w |]+`, got `")
+
+
+def _validation_message(error: msgspec.ValidationError) -> str:
+    text = str(error)
+    field = _RULE_PATH.search(text)
+    if field is None or field.group(1) not in RULE_MESSAGES or _TYPE_ERROR.match(text):
+        return text
+    return RULE_MESSAGES[field.group(1)]
+
+
 async def decode(request: web.Request, model: type[T]) -> T:
     try:
         async with asyncio.timeout(BODY_TIMEOUT):
@@ -57,7 +81,7 @@ async def decode(request: web.Request, model: type[T]) -> T:
     try:
         return msgspec.json.decode(body, type=model)
     except msgspec.ValidationError as exc:
-        raise ApiError(ErrorCode.VALIDATION, str(exc)) from exc
+        raise ApiError(ErrorCode.VALIDATION, _validation_message(exc)) from exc
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ApiError(ErrorCode.INVALID_JSON, f"body is not valid JSON: {exc}") from exc
 

@@ -17,13 +17,29 @@ from softphone.server.api import ENDPOINTS
 REF = "#/components/schemas/{name}"
 
 
+# Rules across fields, which msgspec cannot state: an anonymous call names both parties
+# (regular mode) or carries token credentials.
+_NAMED = {"type": "string"}
+ANONYMOUS_MODES = {
+    "anyOf": [
+        {"required": ["to", "from"], "properties": {"to": _NAMED, "from": _NAMED}},
+        {"required": ["credentials"], "properties": {"credentials": {"type": "object"}}},
+    ],
+}
+
+
 @functools.cache
-def openapi_document() -> dict[str, Any]:
+def openapi_document(max_expires: int | None = None) -> dict[str, Any]:
+    """The document; `max_expires` is the server's `subscription_max_expires`."""
     models: set[type[Any]] = {ErrorBody, *frames.ClientFrames.__args__}
     models |= {t for e in ENDPOINTS for t in (e.request, e.response) if t is not None}
     models |= set(frames.ServerFrames.__args__)
     ordered = sorted(models, key=lambda t: t.__name__)
     refs, components = msgspec.json.schema_components(ordered, ref_template=REF)
+    components["AnonymousCallRequest"].update(ANONYMOUS_MODES)
+    if max_expires is not None:
+        for name in ("SubscriptionRequest", "SubscriptionRefresh"):
+            components[name]["properties"]["expires"]["maximum"] = max_expires
     paths: dict[str, dict[str, Any]] = {}
     for e in ENDPOINTS:
         operation: dict[str, Any] = {

@@ -66,4 +66,5 @@ async def history(request: web.Request) -> web.Response:
 
 @endpoint("GET", "/v1/openapi.json", "This API's OpenAPI 3.1 document", auth="none")
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(openapi_document())
+    services = request.app[SERVICES]
+    return json_response(openapi_document(services.config.server.subscription_max_expires))
