@@ -363,6 +363,9 @@ def cmd_tui(args: argparse.Namespace) -> int:
     user = args.user or client.user or ("" if server_url else "me")
     if server_url and not user and not anonymous:
         raise Fail("softphone: give --user NAME (or set [client] user)", EXIT_USAGE)
+    camera = args.camera or client.camera  # the config's camera is checked when it is read
+    if not valid_camera(camera):
+        raise Fail(f"softphone: --camera {camera}: must be {CAMERA_SPECS}", EXIT_USAGE)
     password = None if anonymous else _tui_password(config, server_url, user)
     log_file = Path(
         args.log_file

@@ -82,6 +82,7 @@ class ClientSection(Section):
     audio_in: str = "default"
     audio_out: str = "default"
     video: bool = False
+    camera: str = "pattern"
     log_file: str = ""
 
 
@@ -94,6 +95,18 @@ class Config(Section):
     anonymous: AnonymousSection = msgspec.field(default_factory=AnonymousSection)
     realms: list[RealmSection] = msgspec.field(default_factory=list)
     demo: DemoSection = msgspec.field(default_factory=DemoSection)
+
+
+CAMERA_SPECS = (
+    '"pattern" (the moving test pattern), "default" (the first camera), '
+    'a V4L2 device such as "/dev/video0", or its number ("0")'
+)
+
+
+def valid_camera(spec: str) -> bool:
+    """Whether `spec` names a camera the way the engine's `camera=` option takes it (whether
+    that camera exists is found out when a call opens it)."""
+    return spec in ("pattern", "default") or spec.isdigit() or spec.startswith("/")
 
 
 class ConfigError(Exception):
@@ -222,6 +235,8 @@ def _check_values(config: Config, text: str, source: str) -> None:
     ):
         if getattr(server, name) <= 0:
             fail(["server", name], "must be greater than 0")
+    if not valid_camera(config.client.camera):
+        fail(["client", "camera"], f"must be {CAMERA_SPECS}")
     if config.turn.urls and not config.turn.secret_file:
         fail(["turn", "secret_file"], "TURN urls are set, so a shared secret file is required")
     names: set[str] = set()

@@ -141,10 +141,15 @@ class CallActions:
             mute = not view.call.muted
         if mute == view.call.muted:
             self._app.say(f"Call with {view.party}: {'already' if mute else 'not'} muted")
-        elif mute:
-            self.run(f"mute the call with {view.party}", lambda e: e.mute(call_id))
         else:
-            self.run(f"unmute the call with {view.party}", lambda e: e.unmute(call_id))
+            verb = "mute" if mute else "unmute"
+
+            def switch(engine: EngineThread) -> None:
+                (engine.mute if mute else engine.unmute)(call_id)
+                # No engine event follows a mute: show the call as it is now.
+                self._app.call_from_thread(self._app.show_call, engine.get(call_id))
+
+            self.run(f"{verb} the call with {view.party}", switch)
 
     def video(self, send: bool | None = None) -> None:
         """Start or stop sending video on the selected call (None: toggle)."""

@@ -43,7 +43,7 @@ from softphone.tui.widgets.status import StatusLine
 
 if TYPE_CHECKING:
     from softphone.embedded import Embedded
-    from softphone.engine import EngineThread
+    from softphone.engine import Call, EngineThread
     from softphone.engine.events import EngineCallback
     from softphone.tui.engine_events import EngineEvents
     from softphone.tui.presenter import CallView
@@ -234,6 +234,11 @@ class SoftphoneApp(App[None]):
     def _engine_event(self, message: EngineEventMessage) -> None:
         with contextlib.suppress(NoMatches):
             self.engine_events.event(message.event, message.call)
+
+    def show_call(self, call: Call) -> None:
+        """Show a call as it is now (after an operation no engine event reports)."""
+        with contextlib.suppress(NoMatches):
+            self.engine_events.show(call)
 
     @on(DevicesListed)
     def _devices_listed(self, message: DevicesListed) -> None:

@@ -1,6 +1,6 @@
-"""The Devices screen: pick the microphone and the speaker, mid-call included (the engine moves
-live calls to the new device without renegotiating). Up/down and Enter pick; Tab moves between
-the two lists; Escape closes."""
+"""The Devices screen: pick the microphone, the speaker and the camera, mid-call included (the
+engine moves live calls to the new device without renegotiating). Up/down and Enter pick; Tab
+moves between the lists; Escape closes."""
 
 from __future__ import annotations
 
@@ -25,8 +25,14 @@ _OUTPUT_EXTRAS = [("null", "nowhere (discard)")]
 
 @dataclass
 class DevicePicked(Message):
-    kind: str  # "audio_in" or "audio_out"
+    kind: str  # "audio_in", "audio_out" or "camera"
     spec: str
+
+
+def _camera_options(cameras: tuple[str, ...], in_use: str) -> list[Option]:
+    entries = [("pattern", "test pattern (no camera)"), ("default", "first camera")]
+    entries += [(path, path) for path in cameras]
+    return [Option(f"{'● ' if s == in_use else '  '}{label}", id=s) for s, label in entries]
 
 
 def _options(
@@ -50,7 +56,7 @@ class DevicesScreen(ModalScreen[None]):
                                border: thick $accent; background: $surface; padding: 0 1; }
     DevicesScreen Horizontal { height: auto; }
     DevicesScreen Vertical.list { width: 1fr; height: auto; }
-    DevicesScreen OptionList { height: auto; max-height: 12; }
+    DevicesScreen OptionList { height: auto; max-height: 10; }
     DevicesScreen #problem { color: $warning; }
     """
     BINDINGS = [Binding("escape", "dismiss", "Close")]
@@ -64,7 +70,7 @@ class DevicesScreen(ModalScreen[None]):
         inputs = [(x.index, x.name, x.default_input) for x in d.inputs]
         outputs = [(x.index, x.name, x.default_output) for x in d.outputs]
         with Vertical():
-            yield Label("Audio devices: Enter picks (live calls move at once), Escape closes")
+            yield Label("Devices: Enter picks (live calls move at once), Escape closes")
             if d.problem:
                 yield Label(d.problem, id="problem")
             with Horizontal():
@@ -76,6 +82,9 @@ class DevicesScreen(ModalScreen[None]):
                     yield OptionList(
                         *_options(outputs, _OUTPUT_EXTRAS, d.audio_out), id="audio_out"
                     )
+            with Vertical(classes="list"):
+                yield Label(f"Camera, for video (now: {d.camera_label or d.camera})")
+                yield OptionList(*_camera_options(d.cameras, d.camera), id="camera")
 
     @on(OptionList.OptionSelected)
     def _picked(self, event: OptionList.OptionSelected) -> None:
@@ -83,7 +92,7 @@ class DevicesScreen(ModalScreen[None]):
         spec = event.option.id or ""
         if spec.startswith("#"):
             spec = spec[1:]  # a PortAudio index: the engine accepts it as a spec
-        if event.option_list.id in ("audio_in", "audio_out") and spec:
+        if event.option_list.id in ("audio_in", "audio_out", "camera") and spec:
             self.app.post_message(DevicePicked(event.option_list.id, spec))
             self.dismiss()
 

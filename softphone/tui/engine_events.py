@@ -51,6 +51,7 @@ class EngineEvents:
         self._start_failed: set[str] = set()  # calls whose call:start said why they failed
         self._bitrate = presenter.Bitrate()
         self.camera_label = ""  # the camera in use, as the engine names it
+        self._camera_failed: set[str] = set()  # calls sending the pattern in its stead
 
     def _say(self, line: Line) -> None:
         self._app.say(line.text, line.error)
@@ -82,6 +83,9 @@ class EngineEvents:
                 self._say(presenter.dtmf_received(party, digits))
             case CallError(call_id=call_id) if call_id in self._start_failed:
                 pass
+            case MediaError(call_id=str(call_id), error=error) if presenter.camera_failed(error):
+                self._camera_failed.add(call_id)
+                self._say(presenter.call_error(party, error))
             case CallError(error=error) | MediaError(error=error):
                 self._say(presenter.call_error(party if call is not None else None, error))
             case CallMediaConnectionChange(state="failed"):
@@ -106,6 +110,10 @@ class EngineEvents:
                 self._signed_out(str(reason))
             case _:
                 pass  # the rest (ICE progress, stats, re-subscriptions) is not news to a person
+        self._app.refresh_bindings()
+
+    def show(self, call: Call) -> None:
+        self._update_view(call)
         self._app.refresh_bindings()
 
     def _update_view(self, call: Call) -> CallView:
@@ -161,7 +169,8 @@ class EngineEvents:
             view.sending_video = started
             self._app.calls_pane.show(view)
             if started:
-                self._say(presenter.sending_video(party, self.camera_label))
+                failed = view.call.id in self._camera_failed
+                self._say(presenter.sending_video(party, self.camera_label, failed))
 
     def _device_changed(self, event: MediaDeviceChange) -> None:
         self._say(presenter.device_changed(event))
@@ -173,6 +182,7 @@ class EngineEvents:
             spk = event.label
         else:
             self.camera_label = event.label
+            self._camera_failed.difference_update(event.call_ids)
         status.set_devices(mic, spk)
 
     def _connection_changed(
@@ -206,6 +216,7 @@ class EngineEvents:
         if view is not None and not view.live:
             del app.views[call_id]
             self._bitrate.forget(call_id)
+            self._camera_failed.discard(call_id)
             app.calls_pane.forget(call_id)
             app.refresh_bindings()
 
