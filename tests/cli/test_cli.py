@@ -214,6 +214,8 @@ def test_help_has_examples(command: list[str]) -> None:
         (["--server", "http://127.0.0.1:9"], "", "give --user NAME"),
         ([], '[client]\nvideo = "yes"\n', ":2: key 'client.video': Expected `bool`"),
         ([], "[client]\nnope = 1\n", ":2: key 'client.nope': unknown key"),
+        (["--camera", "webcam"], "", "--camera webcam: must be \"pattern\""),
+        ([], '[client]\ncamera = "webcam"\n', ":2: key 'client.camera': must be \"pattern\""),
     ],
 )
 def test_the_softphone_refuses_bad_arguments_and_config_before_the_tui(
