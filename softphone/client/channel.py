@@ -43,6 +43,7 @@ from softphone.protocol.frames import (
     ClientPing,
     ClientPong,
     ErrorFrame,
+    GoneReason,
     Hello,
     Notification,
     ResumeFailed,
@@ -80,20 +81,24 @@ class _Outcome:
     reason: str
     welcomed: bool = False
     error: errors.ClientError | None = None
+    gone: GoneReason | None = None  # the server's machine reason, when it ended the subscription
 
 
 class _Reconnect(Exception):
     """Drop this connection and reconnect (raised inside the reader)."""
 
 
-def subscription_reason(text: str) -> events.SubscriptionReason:
-    """Map the server's `subscription.gone` wording onto the SDK's reasons."""
-    lowered = text.lower()
-    if "expired" in lowered:
+def subscription_reason(gone: GoneReason | None) -> events.SubscriptionReason:
+    """The SDK's reason for a subscription the server ended (`subscription.gone`)."""
+    if gone is GoneReason.EXPIRED:
         return "expired"
-    if "replaced" in lowered:
+    if gone is GoneReason.REPLACED:
         return "replaced"
     return "gone"
+
+
+def _gone_text(gone: SubscriptionGone) -> str:
+    return gone.message or str(gone.reason)
 
 
 class NotificationChannel:
@@ -236,7 +241,7 @@ class NotificationChannel:
         if outcome.end is ChannelEnd.GONE:
             self._emit(
                 events.SubscriptionChange(
-                    "unsubscribed", subscription_reason(outcome.reason), outcome.reason, sub
+                    "unsubscribed", subscription_reason(outcome.gone), outcome.reason, sub
                 )
             )
         elif outcome.end is ChannelEnd.REPLACED:
@@ -294,7 +299,7 @@ class NotificationChannel:
                 msg = await ws.receive(timeout=max(wait, 0.001))
             except TimeoutError:
                 if gone is not None:
-                    return _Outcome(ChannelEnd.GONE, gone.reason, welcomed)
+                    return _Outcome(ChannelEnd.GONE, _gone_text(gone), welcomed, gone=gone.reason)
                 if not welcomed:
                     return _Outcome(None, "no welcome from the server in time")
                 if outstanding >= self._missed_pongs:
@@ -378,17 +383,18 @@ class NotificationChannel:
     ) -> _Outcome:
         code = ws.close_code
         detail = refused.message if refused is not None else None
+        reason_code = gone.reason if gone is not None else None
         if code == CloseCode.DO_NOT_RECONNECT:
-            reason = gone.reason if gone is not None else (detail or "subscription ended")
-            return _Outcome(ChannelEnd.GONE, reason, welcomed)
+            reason = _gone_text(gone) if gone is not None else (detail or "subscription ended")
+            return _Outcome(ChannelEnd.GONE, reason, welcomed, gone=reason_code)
         if code == CloseCode.REPLACED:
             return _Outcome(ChannelEnd.REPLACED, "replaced by a newer connection", welcomed)
         if code == CloseCode.AUTH_EXPIRED:
-            reason = gone.reason if gone is not None else (detail or "authentication expired")
+            reason = _gone_text(gone) if gone is not None else (detail or "authentication expired")
             error = errors.AuthError(refused.code if refused else "unauthorized", reason, 401)
             return _Outcome(ChannelEnd.AUTH, reason, welcomed, error)
         if gone is not None:  # gone, then the socket died before the close code arrived
-            return _Outcome(ChannelEnd.GONE, gone.reason, welcomed)
+            return _Outcome(ChannelEnd.GONE, _gone_text(gone), welcomed, gone=reason_code)
         return _Outcome(None, f"closed with code {code}", welcomed)
 
 

@@ -28,17 +28,18 @@ from softphone.protocol.models import (
     AnonymousIceResponse,
     CallInfo,
     CallList,
-    CallRecord,
     DtmfRequest,
     ErrorBody,
     ForwardRequest,
     Health,
     History,
+    HistoryEntry,
     LoginRequest,
     LoginResponse,
     MakeCallRequest,
     Media,
     SdpRequest,
+    Service,
     SubscriptionRefresh,
     SubscriptionRequest,
     SubscriptionResponse,
@@ -257,7 +258,7 @@ class RestClient:
 
     async def subscribe(
         self,
-        services: Sequence[str] = ("call",),
+        services: Sequence[Service] = ("call",),
         *,
         expires: int = 3600,
         force_logout: bool = False,
@@ -382,7 +383,7 @@ class RestClient:
 
     # -- history, health ---------------------------------------------------------------------
 
-    async def history(self, limit: int = 50, offset: int = 0) -> list[CallRecord]:
+    async def history(self, limit: int = 50, offset: int = 0) -> list[HistoryEntry]:
         params = {"limit": str(limit), "offset": str(offset)}
         return (await self._get("GET", "/v1/history", History, params=params)).records
 

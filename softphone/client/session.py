@@ -30,7 +30,7 @@ from softphone.client.backoff import Backoff
 from softphone.client.channel import ChannelEnd, NotificationChannel
 from softphone.client.events import Event, EventCallback
 from softphone.client.rest import RestClient
-from softphone.protocol.models import IceServer, SubscriptionResponse
+from softphone.protocol.models import IceServer, Service, SubscriptionResponse
 
 log = logging.getLogger("softphone.client.session")
 
@@ -57,7 +57,7 @@ class SignalingClient:
         password_provider: PasswordProvider,
         *,
         on_event: EventCallback = events.ignore,
-        services: Sequence[str] = ("call",),
+        services: Sequence[Service] = ("call",),
         expires: int = 3600,
         force_logout: bool = False,
         backoff: Backoff | None = None,

@@ -7,9 +7,34 @@ never replayed.
 
 from __future__ import annotations
 
+import enum
+
 import msgspec
 
 from softphone.protocol.models import CallInfo
+
+
+class GoneReason(enum.StrEnum):
+    """Why the server ended a subscription (`subscription.gone`): what a client acts on."""
+
+    EXPIRED = "expired"  # the subscription or its login session expired: log in again
+    LOGGED_OUT = "logged_out"
+    UNSUBSCRIBED = "unsubscribed"
+    REPLACED = "replaced"  # a newer device of the same user took its place (force_logout)
+    CALL_ENDED = "call_ended"  # an anonymous call's channel: the call is over
+
+
+class EndReason(enum.StrEnum):
+    """How a call ended (`call.ended`, `call.cancelled`, call records)."""
+
+    HANGUP = "hangup"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    NO_ANSWER = "no_answer"
+    CONNECTION_LOST = "connection_lost"
+    ANSWERED_ELSEWHERE = "answered_elsewhere"
+    REJECTED_ELSEWHERE = "rejected_elsewhere"
+    FORWARDED = "forwarded"
 
 
 class ClientFrame(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
@@ -61,7 +86,8 @@ class ErrorFrame(ServerFrame, tag="error"):
 
 
 class SubscriptionGone(ServerFrame, tag="subscription.gone"):
-    reason: str
+    reason: GoneReason
+    message: str = ""  # the same, for a person
 
 
 class CallIncoming(ServerFrame, tag="call.incoming"):
@@ -84,12 +110,12 @@ class CallRejected(ServerFrame, tag="call.rejected"):
 
 class CallCancelled(ServerFrame, tag="call.cancelled"):
     call_id: str
-    reason: str
+    reason: EndReason
 
 
 class CallEnded(ServerFrame, tag="call.ended"):
     call_id: str
-    reason: str
+    reason: EndReason
 
 
 class CallUpdate(ServerFrame, tag="call.update"):
@@ -123,13 +149,4 @@ Notification = (
 
 ServerFrames = Welcome | ResumeFailed | ServerPing | ServerPong | ErrorFrame | Notification
 
-END_REASONS = (
-    "hangup",
-    "rejected",
-    "cancelled",
-    "no_answer",
-    "connection_lost",
-    "answered_elsewhere",
-    "rejected_elsewhere",
-    "forwarded",
-)
+END_REASONS = tuple(EndReason)

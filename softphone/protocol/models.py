@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 
 
-class CallState(enum.StrEnum):
+class ServerCallState(enum.StrEnum):
     """Server-side call states (a subset of the SDK's; the client derives the rest)."""
 
     INITIATED = "Initiated"
@@ -20,7 +20,9 @@ class CallState(enum.StrEnum):
     ENDED = "Ended"
 
 
-LIVE_STATES = frozenset({CallState.INITIATED, CallState.RINGING, CallState.CONNECTED})
+LIVE_STATES = frozenset(
+    {ServerCallState.INITIATED, ServerCallState.RINGING, ServerCallState.CONNECTED}
+)
 
 # The rules the server checks on request fields, stated once: msgspec enforces them when a body
 # is decoded and writes them into the OpenAPI document. Patterns are searched (JSON Schema's
@@ -157,7 +159,7 @@ class CallInfo(Body):
     id: str
     caller: str
     callee: str
-    state: CallState
+    state: ServerCallState
     media: Media
     anonymous: bool
     display_name: str | None
@@ -224,7 +226,7 @@ class AnonymousIceResponse(Body):
 # -- history, health ------------------------------------------------------------------------
 
 
-class CallRecord(Body):
+class HistoryEntry(Body):
     id: str
     caller: str
     callee: str
@@ -238,7 +240,7 @@ class CallRecord(Body):
 
 
 class History(Body):
-    records: list[CallRecord]
+    records: list[HistoryEntry]
 
 
 class Health(Body):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from softphone.config import AnonymousSection, RealmSection
 from softphone.protocol.errors import ErrorCode
+from softphone.protocol.frames import GoneReason
 from softphone.protocol.models import (
     AnonymousCallRequest,
     AnonymousIceRequest,
@@ -25,7 +26,7 @@ from softphone.server.auth import Sessions
 from softphone.server.calls import CallService, new_call_id
 from softphone.server.errors import ApiError
 from softphone.server.hub import Hub, Subscription
-from softphone.server.store import Call, Session, Store
+from softphone.server.store import CallRow, Session, Store
 from softphone.server.tokens import TokenClaims, TokenError, TokenFormat, parse_key, verify_token
 
 log = logging.getLogger("softphone.server.anonymous")
@@ -69,7 +70,7 @@ def load_realms(sections: list[RealmSection]) -> dict[str, Realm]:
 class AnonymousCall:
     token: str
     session: Session
-    call: Call
+    call: CallRow
     subscription: Subscription
 
 
@@ -207,13 +208,13 @@ class AnonymousService:
             replay = "legacy:" + hashlib.sha256(joined.encode()).hexdigest()
         return caller, callee, replay
 
-    def _call_ended(self, call: Call) -> None:
+    def _call_ended(self, call: CallRow) -> None:
         if call.anonymous:
             # Deferred so the ending notification is queued before the channel closes.
             asyncio.get_running_loop().call_soon(self._release, call.caller_session)
 
     def _release(self, session_hash: str) -> None:
-        self._hub.remove_session(session_hash, "call ended")
+        self._hub.remove_session(session_hash, GoneReason.CALL_ENDED, "call ended")
         self._sessions.revoke(session_hash)
 
 

@@ -26,11 +26,12 @@ from softphone.protocol.frames import (
     CallRinging,
     CallUpdate,
     CallUpdateAnswer,
+    EndReason,
 )
-from softphone.protocol.models import CallInfo, CallRecord, CallState, Media
+from softphone.protocol.models import LIVE_STATES, CallInfo, HistoryEntry, Media, ServerCallState
 from softphone.server.errors import ApiError
 from softphone.server.hub import Hub
-from softphone.server.store import Call, Session, Store
+from softphone.server.store import CallRow, Session, Store
 
 DTMF_DIGITS = re.compile(r"[0-9*#A-Da-d,]{1,64}")
 MAX_SDP = 60_000
@@ -41,15 +42,19 @@ class Role(Enum):
     CALLEE = "callee"
 
 
-LIVE = {CallState.INITIATED.value, CallState.RINGING.value, CallState.CONNECTED.value}
-UNANSWERED = {CallState.INITIATED.value, CallState.RINGING.value}
+LIVE = {
+    ServerCallState.INITIATED.value,
+    ServerCallState.RINGING.value,
+    ServerCallState.CONNECTED.value,
+}
+UNANSWERED = {ServerCallState.INITIATED.value, ServerCallState.RINGING.value}
 
 
 def new_call_id() -> str:
     return secrets.token_urlsafe(12)
 
 
-def call_info(call: Call, viewer: Session | None = None) -> CallInfo:
+def call_info(call: CallRow, viewer: Session | None = None) -> CallInfo:
     """The call as `viewer` may see it: the offer only for the callee while it rings."""
     offer = None
     if (
@@ -63,7 +68,7 @@ def call_info(call: Call, viewer: Session | None = None) -> CallInfo:
         id=call.id,
         caller=call.caller,
         callee=call.callee,
-        state=CallState(call.state),
+        state=ServerCallState(call.state),
         media=Media(audio=call.audio, video=call.video),
         anonymous=call.anonymous,
         display_name=call.display_name,
@@ -75,11 +80,11 @@ def call_info(call: Call, viewer: Session | None = None) -> CallInfo:
     )
 
 
-def call_record(call: Call, user: str) -> CallRecord:
+def call_record(call: CallRow, user: str) -> HistoryEntry:
     duration = None
     if call.answered_at is not None and call.ended_at is not None:
         duration = round(call.ended_at - call.answered_at, 3)
-    return CallRecord(
+    return HistoryEntry(
         id=call.id,
         caller=call.caller,
         callee=call.callee,
@@ -110,11 +115,11 @@ class CallService:
         self._domain = domain
         self._ring_timeout = ring_timeout
         self._max_live = max_live_calls
-        self._live: dict[str, Call] = {c.id: c for c in store.live_calls()}
+        self._live: dict[str, CallRow] = {c.id: c for c in store.live_calls()}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.setups = 0
         self.started = 0
-        self.on_ended: Callable[[Call], None] = lambda call: None
+        self.on_ended: Callable[[CallRow], None] = lambda call: None
         hub.on_device_gone = self.device_gone
 
     def start(self) -> None:
@@ -145,7 +150,7 @@ class CallService:
 
     # -- lookups and checks ------------------------------------------------------------------
 
-    def _find(self, session: Session, call_id: str) -> Call:
+    def _find(self, session: Session, call_id: str) -> CallRow:
         call = self._live.get(call_id) or self._store.get_call(call_id)
         if call is None:
             raise ApiError(ErrorCode.NOT_FOUND, f"no call with id {call_id!r}")
@@ -157,7 +162,7 @@ class CallService:
             raise ApiError(ErrorCode.NOT_IN_CALL, "you are not a party to this call")
         return call
 
-    def _role(self, session: Session, call: Call) -> Role:
+    def _role(self, session: Session, call: CallRow) -> Role:
         """The party this device plays in the call, or NOT_IN_CALL."""
         if session.token_hash == call.caller_session:
             return Role.CALLER
@@ -170,11 +175,11 @@ class CallService:
         raise ApiError(ErrorCode.NOT_IN_CALL, "this device is not a party to this call")
 
     @staticmethod
-    def _require_state(call: Call, allowed: set[str], action: str) -> None:
+    def _require_state(call: CallRow, allowed: set[str], action: str) -> None:
         if call.state not in allowed:
             raise ApiError(ErrorCode.WRONG_STATE, f"cannot {action} a call in state {call.state!r}")
 
-    def _require_role(self, session: Session, call: Call, role: Role, action: str) -> None:
+    def _require_role(self, session: Session, call: CallRow, role: Role, action: str) -> None:
         if self._role(session, call) is not role:
             raise ApiError(ErrorCode.FORBIDDEN, f"only the {role.value} can {action} this call")
 
@@ -190,7 +195,7 @@ class CallService:
         *,
         anonymous: bool = False,
         call_id: str | None = None,
-    ) -> Call:
+    ) -> CallRow:
         check_sdp(sdp)
         callee = self.normalise(to)
         if not callee:
@@ -207,13 +212,13 @@ class CallService:
             raise ApiError(ErrorCode.USER_BUSY, f"{callee} has too many calls in progress")
         if not self._hub.user_online(callee, exclude=session.token_hash):
             raise ApiError(ErrorCode.USER_UNAVAILABLE, f"{callee} is not connected")
-        call = Call(
+        call = CallRow(
             id=call_id or new_call_id(),
             caller=session.user,
             callee=callee,
             caller_session=session.token_hash,
             callee_session=None,
-            state=CallState.INITIATED.value,
+            state=ServerCallState.INITIATED.value,
             audio=media.audio,
             video=media.video,
             anonymous=anonymous,
@@ -228,23 +233,23 @@ class CallService:
         self._arm(call, self._ring_timeout)
         return call
 
-    def ringing(self, session: Session, call_id: str) -> Call:
+    def ringing(self, session: Session, call_id: str) -> CallRow:
         call = self._find(session, call_id)
         self._require_role(session, call, Role.CALLEE, "send ringing for")
         self._require_state(call, UNANSWERED, "ring")
-        if call.state == CallState.INITIATED.value:
-            call.state = CallState.RINGING.value
+        if call.state == ServerCallState.INITIATED.value:
+            call.state = ServerCallState.RINGING.value
             self._save(call)
             self._hub.to_session(call.caller_session, CallRinging(call_id=call.id))
         return call
 
-    def answer(self, session: Session, call_id: str, sdp: str) -> Call:
+    def answer(self, session: Session, call_id: str, sdp: str) -> CallRow:
         check_sdp(sdp)
         call = self._find(session, call_id)
         self._require_role(session, call, Role.CALLEE, "answer")
         self._require_state(call, UNANSWERED, "answer")
         self._disarm(call.id)
-        call.state = CallState.CONNECTED.value
+        call.state = ServerCallState.CONNECTED.value
         call.callee_session = session.token_hash
         call.answered_at = time.time()
         self._save(call)
@@ -252,45 +257,47 @@ class CallService:
         self._hub.to_session(call.caller_session, CallAnswered(call_id=call.id, sdp=sdp))
         self._hub.to_user(
             call.callee,
-            CallCancelled(call_id=call.id, reason="answered_elsewhere"),
+            CallCancelled(call_id=call.id, reason=EndReason.ANSWERED_ELSEWHERE),
             exclude=session.token_hash,
         )
         return call
 
-    def reject(self, session: Session, call_id: str) -> Call:
+    def reject(self, session: Session, call_id: str) -> CallRow:
         call = self._find(session, call_id)
         self._require_role(session, call, Role.CALLEE, "reject")
         self._require_state(call, UNANSWERED, "reject")
-        self._finish(call, "rejected")
+        self._finish(call, EndReason.REJECTED)
         self._hub.to_session(call.caller_session, CallRejected(call_id=call.id))
         self._hub.to_user(
             call.callee,
-            CallCancelled(call_id=call.id, reason="rejected_elsewhere"),
+            CallCancelled(call_id=call.id, reason=EndReason.REJECTED_ELSEWHERE),
             exclude=session.token_hash,
         )
         return call
 
-    def end(self, session: Session, call_id: str) -> Call:
+    def end(self, session: Session, call_id: str) -> CallRow:
         call = self._find(session, call_id)
         role = self._role(session, call)
         self._require_state(call, LIVE, "end")
         if role is Role.CALLEE and call.state in UNANSWERED:
             return self.reject(session, call_id)
         if call.state in UNANSWERED:
-            self._finish(call, "cancelled")
-            self._hub.to_user(call.callee, CallCancelled(call_id=call.id, reason="cancelled"))
+            self._finish(call, EndReason.CANCELLED)
+            self._hub.to_user(
+                call.callee, CallCancelled(call_id=call.id, reason=EndReason.CANCELLED)
+            )
         else:
-            self._finish(call, "hangup")
+            self._finish(call, EndReason.HANGUP)
             self._hub.to_session(
-                self._other_session(call, role), CallEnded(call_id=call.id, reason="hangup")
+                self._other_session(call, role), CallEnded(call_id=call.id, reason=EndReason.HANGUP)
             )
         return call
 
-    def update(self, session: Session, call_id: str, sdp: str) -> Call:
+    def update(self, session: Session, call_id: str, sdp: str) -> CallRow:
         check_sdp(sdp)
         call = self._find(session, call_id)
         role = self._role(session, call)
-        self._require_state(call, {CallState.CONNECTED.value}, "update")
+        self._require_state(call, {ServerCallState.CONNECTED.value}, "update")
         if call.pending_update is not None:
             raise ApiError(
                 ErrorCode.GLARE,
@@ -302,11 +309,11 @@ class CallService:
         self._hub.to_session(self._other_session(call, role), CallUpdate(call_id=call.id, sdp=sdp))
         return call
 
-    def update_answer(self, session: Session, call_id: str, sdp: str) -> Call:
+    def update_answer(self, session: Session, call_id: str, sdp: str) -> CallRow:
         check_sdp(sdp)
         call = self._find(session, call_id)
         role = self._role(session, call)
-        self._require_state(call, {CallState.CONNECTED.value}, "answer a re-offer on")
+        self._require_state(call, {ServerCallState.CONNECTED.value}, "answer a re-offer on")
         if call.pending_update is None or call.pending_update == role.value:
             raise ApiError(ErrorCode.WRONG_STATE, "no re-offer from the other party is pending")
         call.pending_update = None
@@ -316,7 +323,7 @@ class CallService:
         )
         return call
 
-    def dtmf(self, session: Session, call_id: str, digits: str, duration_ms: int) -> Call:
+    def dtmf(self, session: Session, call_id: str, digits: str, duration_ms: int) -> CallRow:
         if not DTMF_DIGITS.fullmatch(digits):
             raise ApiError(
                 ErrorCode.VALIDATION, "digits must be 1-64 of 0-9 * # A-D and ',' (pause)"
@@ -325,14 +332,14 @@ class CallService:
             raise ApiError(ErrorCode.VALIDATION, "duration_ms must be between 40 and 2000")
         call = self._find(session, call_id)
         role = self._role(session, call)
-        self._require_state(call, {CallState.CONNECTED.value}, "send DTMF on")
+        self._require_state(call, {ServerCallState.CONNECTED.value}, "send DTMF on")
         self._hub.to_session(
             self._other_session(call, role),
             CallDtmf(call_id=call.id, digits=digits, duration_ms=duration_ms),
         )
         return call
 
-    def forward(self, session: Session, call_id: str, to: str) -> Call:
+    def forward(self, session: Session, call_id: str, to: str) -> CallRow:
         if session.anonymous:
             raise ApiError(ErrorCode.ANONYMOUS_NOT_ALLOWED, "anonymous parties cannot forward")
         call = self._find(session, call_id)
@@ -356,17 +363,17 @@ class CallService:
         self._disarm(call.id)
         previous = call.callee
         call.callee = target
-        call.state = CallState.INITIATED.value
+        call.state = ServerCallState.INITIATED.value
         self._save(call)
-        self._hub.to_user(previous, CallCancelled(call_id=call.id, reason="forwarded"))
+        self._hub.to_user(previous, CallCancelled(call_id=call.id, reason=EndReason.FORWARDED))
         self._hub.to_user(target, CallIncoming(call=call_info(call), sdp=call.offer_sdp))
         self._arm(call, self._ring_timeout)
         return call
 
-    def get(self, session: Session, call_id: str) -> Call:
+    def get(self, session: Session, call_id: str) -> CallRow:
         return self._find(session, call_id)
 
-    def live_calls(self, session: Session) -> list[Call]:
+    def live_calls(self, session: Session) -> list[CallRow]:
         if session.anonymous:
             call = self._live.get(session.call_id or "")
             return [call] if call else []
@@ -376,12 +383,12 @@ class CallService:
             if session.user == c.callee or (session.user == c.caller and not c.anonymous)
         ]
 
-    def history(self, user: str, limit: int, offset: int) -> list[Call]:
+    def history(self, user: str, limit: int, offset: int) -> list[CallRow]:
         return self._store.history(user, limit, offset)
 
     # -- endings from outside a request ------------------------------------------------------
 
-    def device_gone(self, session_hash: str, reason: str) -> None:
+    def device_gone(self, session_hash: str, reason: EndReason) -> None:
         """A device is unreachable (`connection_lost`) or left (`hangup`): end its calls.
 
         Unanswered calls it was only ringing on are left to its user's other devices and the
@@ -393,9 +400,9 @@ class CallService:
             elif call.callee_session == session_hash:
                 self._end_for_departure(call, Role.CALLEE, reason)
 
-    def _end_for_departure(self, call: Call, gone: Role, reason: str) -> None:
+    def _end_for_departure(self, call: CallRow, gone: Role, reason: EndReason) -> None:
         if call.answered_at is None:
-            reason = "cancelled" if reason == "hangup" else reason
+            reason = EndReason.CANCELLED if reason == EndReason.HANGUP else reason
             self._finish(call, reason)
             self._hub.to_user(call.callee, CallCancelled(call_id=call.id, reason=reason))
         else:
@@ -409,9 +416,11 @@ class CallService:
         call = self._live.get(call_id)
         if call is None or call.state not in UNANSWERED:
             return
-        self._finish(call, "no_answer")
-        self._hub.to_session(call.caller_session, CallEnded(call_id=call.id, reason="no_answer"))
-        self._hub.to_user(call.callee, CallCancelled(call_id=call.id, reason="no_answer"))
+        self._finish(call, EndReason.NO_ANSWER)
+        self._hub.to_session(
+            call.caller_session, CallEnded(call_id=call.id, reason=EndReason.NO_ANSWER)
+        )
+        self._hub.to_user(call.callee, CallCancelled(call_id=call.id, reason=EndReason.NO_ANSWER))
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -428,29 +437,29 @@ class CallService:
         )
 
     @staticmethod
-    def _other_session(call: Call, role: Role) -> str:
+    def _other_session(call: CallRow, role: Role) -> str:
         if role is Role.CALLER:
             assert call.callee_session is not None  # only asked once the call is answered
             return call.callee_session
         return call.caller_session
 
-    def _finish(self, call: Call, reason: str) -> None:
+    def _finish(self, call: CallRow, reason: EndReason) -> None:
         self._disarm(call.id)
-        call.state = CallState.ENDED.value
+        call.state = ServerCallState.ENDED.value
         call.ended_at = time.time()
         call.end_reason = reason
         call.pending_update = None
         self._save(call)
         self.on_ended(call)
 
-    def _save(self, call: Call) -> None:
+    def _save(self, call: CallRow) -> None:
         self._store.put_call(call)
-        if call.state == CallState.ENDED.value:
+        if call.state == ServerCallState.ENDED.value:
             self._live.pop(call.id, None)
         else:
             self._live[call.id] = call
 
-    def _arm(self, call: Call, delay: float) -> None:
+    def _arm(self, call: CallRow, delay: float) -> None:
         self._disarm(call.id)
         loop = asyncio.get_running_loop()
         self._timers[call.id] = loop.call_later(delay, self._ring_timeout_fired, call.id)

@@ -24,7 +24,9 @@ from softphone.protocol.errors import CloseCode, ErrorCode
 from softphone.protocol.frames import (
     ClientFrames,
     ClientPing,
+    EndReason,
     ErrorFrame,
+    GoneReason,
     Hello,
     Notification,
     ResumeFailed,
@@ -91,7 +93,7 @@ class Hub:
         self._refused_by_closed = 0  # client frames dropped beyond a closed socket's budget
         # Called with (session hash, end reason) when a device stops being reachable: lost
         # past the resume window, or gone for good (logout, unsubscribe, replaced, expired).
-        self.on_device_gone: Callable[[str, str], None] = lambda session_hash, reason: None
+        self.on_device_gone: Callable[[str, EndReason], None] = lambda session_hash, reason: None
         for row in store.subscriptions(time.time()):
             session = sessions.get(row.session_hash)
             if session is not None:
@@ -129,7 +131,7 @@ class Hub:
                         f"{len(devices)} devices are subscribed already; "
                         "set force_logout to replace the oldest",
                     )
-                self.remove(devices[0], "replaced by a newer device")
+                self.remove(devices[0], GoneReason.REPLACED, "replaced by a newer device")
         row = SubscriptionRow(
             secrets.token_urlsafe(16),
             session.token_hash,
@@ -152,9 +154,14 @@ class Hub:
         self._store.put_subscription(sub.row)
 
     def remove(
-        self, sub: Subscription, reason: str, code: int = CloseCode.DO_NOT_RECONNECT
+        self,
+        sub: Subscription,
+        reason: GoneReason,
+        message: str,
+        code: int = CloseCode.DO_NOT_RECONNECT,
     ) -> None:
-        """End a subscription: tell its socket why, then close it so it does not reconnect."""
+        """End a subscription: tell its socket why (`reason` for the client to act on,
+        `message` for a person), then close it so it does not reconnect."""
         self._subs.pop(sub.id, None)
         if self._by_session.get(sub.row.session_hash) is sub:
             del self._by_session[sub.row.session_hash]
@@ -165,18 +172,22 @@ class Hub:
                 del self._by_user[sub.row.user]
         self._store.remove_subscription(sub.id)
         # The device's calls end first, so their notifications precede the goodbye.
-        self.on_device_gone(sub.row.session_hash, "hangup")
-        self._publish(sub, SubscriptionGone(reason=reason))
+        self.on_device_gone(sub.row.session_hash, EndReason.HANGUP)
+        self._publish(sub, SubscriptionGone(reason=reason, message=message))
         if sub.connection is not None:
             sub.connection.close_after_flush(code)
             sub.connection = None
 
     def remove_session(
-        self, session_hash: str, reason: str, code: int = CloseCode.DO_NOT_RECONNECT
+        self,
+        session_hash: str,
+        reason: GoneReason,
+        message: str,
+        code: int = CloseCode.DO_NOT_RECONNECT,
     ) -> None:
         sub = self._by_session.get(session_hash)
         if sub is not None:
-            self.remove(sub, reason, code)
+            self.remove(sub, reason, message, code)
 
     def _devices(self, user: str) -> list[Subscription]:
         """The user's own subscriptions (anonymous parties are never anyone's device)."""
@@ -424,9 +435,9 @@ class Hub:
         """Expire subscriptions and sessions, and declare long-detached subscriptions lost."""
         for sub in list(self._subs.values()):
             if sub.row.expires_at <= now_wall:
-                self.remove(sub, "subscription expired")
+                self.remove(sub, GoneReason.EXPIRED, "subscription expired")
             elif not self._sessions.is_valid(sub.row.session_hash, now_wall):
-                self.remove(sub, "session expired", CloseCode.AUTH_EXPIRED)
+                self.remove(sub, GoneReason.EXPIRED, "session expired", CloseCode.AUTH_EXPIRED)
             elif (
                 not sub.lost
                 and sub.detached_at is not None
@@ -435,7 +446,7 @@ class Hub:
                 sub.lost = True
                 sub.resumable = False
                 sub.buffer.clear()
-                self.on_device_gone(sub.row.session_hash, "connection_lost")
+                self.on_device_gone(sub.row.session_hash, EndReason.CONNECTION_LOST)
 
     async def shutdown(self) -> None:
         connections = [s.connection for s in self._subs.values() if s.connection]

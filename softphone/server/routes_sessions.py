@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from softphone.protocol.errors import ErrorCode as E
+from softphone.protocol.frames import GoneReason
 from softphone.protocol.models import (
     LoginRequest,
     LoginResponse,
@@ -54,7 +55,7 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     session = services.sessions.require_user(request)
-    services.hub.remove_session(session.token_hash, "logged out")
+    services.hub.remove_session(session.token_hash, GoneReason.LOGGED_OUT, "logged out")
     services.sessions.revoke(session.token_hash)
     return web.Response(status=204)
 
@@ -169,7 +170,7 @@ async def refresh_subscription(request: web.Request) -> web.Response:
 async def unsubscribe(request: web.Request) -> web.Response:
     services, sub = _own_subscription(request)
     services.sessions.require_user(request)
-    services.hub.remove(sub, "unsubscribed")
+    services.hub.remove(sub, GoneReason.UNSUBSCRIBED, "unsubscribed")
     return web.Response(status=204)
 
 

@@ -96,7 +96,7 @@ class SubscriptionRow:
 
 
 @dataclass(slots=True)
-class Call:
+class CallRow:
     id: str
     caller: str
     callee: str
@@ -125,8 +125,8 @@ def _user(row: sqlite3.Row) -> User:
     return User(row["name"], row["password_hash"], bool(row["allow_anonymous"]), row["created_at"])
 
 
-def _call(row: sqlite3.Row) -> Call:
-    return Call(
+def _call(row: sqlite3.Row) -> CallRow:
+    return CallRow(
         id=row["id"],
         caller=row["caller"],
         callee=row["callee"],
@@ -272,7 +272,7 @@ class Store:
 
     # -- calls -----------------------------------------------------------------------------
 
-    def put_call(self, call: Call) -> None:
+    def put_call(self, call: CallRow) -> None:
         self._db.execute(
             f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -296,19 +296,19 @@ class Store:
             ),
         )
 
-    def live_calls(self) -> list[Call]:
+    def live_calls(self) -> list[CallRow]:
         rows = self._db.execute(
             f"SELECT {_CALL_COLUMNS} FROM calls WHERE state != 'Ended' ORDER BY created_at"
         ).fetchall()
         return [_call(r) for r in rows]
 
-    def get_call(self, call_id: str) -> Call | None:
+    def get_call(self, call_id: str) -> CallRow | None:
         row = self._db.execute(
             f"SELECT {_CALL_COLUMNS} FROM calls WHERE id = ?", (call_id,)
         ).fetchone()
         return _call(row) if row else None
 
-    def history(self, user: str, limit: int, offset: int) -> list[Call]:
+    def history(self, user: str, limit: int, offset: int) -> list[CallRow]:
         rows = self._db.execute(
             f"SELECT {_CALL_COLUMNS} FROM calls "
             "WHERE (caller = ? AND anonymous = 0) OR callee = ? "

@@ -18,7 +18,7 @@ from softphone.client import (
 )
 from softphone.config import parse_config
 from softphone.protocol.frames import CallAnswered, CallDtmf, CallEnded, CallIncoming
-from softphone.protocol.models import CallState, TokenCredentials
+from softphone.protocol.models import ServerCallState, TokenCredentials
 from softphone.server.runner import RunningServer
 from softphone.server.tokens import generate_key, issue_token_set, parse_key
 from tests.client.conftest import FAST, Clients, Servers
@@ -50,7 +50,7 @@ async def test_anonymous_call_round_trip(server: RunningServer, clients: Clients
     await anon.rest.dtmf(call.id, "9")
     back = (await desk_events.wait_for(events.Notification)).frame
     assert isinstance(back, CallDtmf) and back.digits == "9"
-    assert (await anon.rest.get_call(call.id)).state is CallState.CONNECTED
+    assert (await anon.rest.get_call(call.id)).state is ServerCallState.CONNECTED
 
     await anon.end()
     ended = (await desk_events.wait_for(events.Notification)).frame

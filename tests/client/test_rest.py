@@ -11,7 +11,7 @@ import pytest
 from softphone.client import RestClient, errors
 from softphone.client.rest import parse_retry_after
 from softphone.config import parse_config
-from softphone.protocol.models import CallState
+from softphone.protocol.models import ServerCallState
 from softphone.server.runner import RunningServer
 from tests.client.conftest import Servers, free_port
 from tests.server.harness import PASSWORD, SDP
@@ -38,13 +38,13 @@ async def test_typed_results_and_error_codes(server: RunningServer) -> None:
         assert not unknown.value.transient
 
         call = await alice.make_call("sip:bob@localhost", SDP)
-        assert (call.callee, call.state) == ("bob", CallState.INITIATED)
-        assert (await bob.ringing(call.id)).state is CallState.RINGING
+        assert (call.callee, call.state) == ("bob", ServerCallState.INITIATED)
+        assert (await bob.ringing(call.id)).state is ServerCallState.RINGING
         assert (await bob.get_call(call.id)).id == call.id
         with pytest.raises(errors.ServerError) as forbidden:
             await alice.answer(call.id, SDP)
         assert (forbidden.value.code, forbidden.value.status) == ("forbidden", 403)
-        assert (await bob.answer(call.id, SDP)).state is CallState.CONNECTED
+        assert (await bob.answer(call.id, SDP)).state is ServerCallState.CONNECTED
         await alice.update(call.id, SDP)
         with pytest.raises(errors.ServerError) as glare:
             await bob.update(call.id, SDP)
@@ -52,7 +52,7 @@ async def test_typed_results_and_error_codes(server: RunningServer) -> None:
         await bob.update_answer(call.id, SDP)
         await bob.dtmf(call.id, "1#", duration_ms=80)
         ended = await alice.end(call.id)
-        assert ended.state is CallState.ENDED and ended.end_reason == "hangup"
+        assert ended.state is ServerCallState.ENDED and ended.end_reason == "hangup"
         with pytest.raises(errors.ServerError) as wrong_state:
             await bob.end(call.id)
         assert (wrong_state.value.code, wrong_state.value.status) == ("wrong_state", 409)

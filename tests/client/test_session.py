@@ -13,8 +13,14 @@ import pytest
 from softphone.client import Backoff, SignalingClient, errors, events
 from softphone.client.events import EventStream
 from softphone.config import parse_config
-from softphone.protocol.frames import CallAnswered, CallCancelled, CallEnded, CallIncoming
-from softphone.protocol.models import CallState
+from softphone.protocol.frames import (
+    CallAnswered,
+    CallCancelled,
+    CallEnded,
+    CallIncoming,
+    GoneReason,
+)
+from softphone.protocol.models import ServerCallState
 from softphone.server.passwords import token_hash
 from softphone.server.runner import RunningServer
 from softphone.server.services import SERVICES
@@ -66,7 +72,7 @@ async def test_login_subscribe_and_receive_an_incoming_call(
     assert incoming.frame.call.media.video and incoming.frame.call.display_name == "Alice"
     await bob.rest.ringing(call.id)
     answered = await bob.rest.answer(call.id, SDP)
-    assert answered.state is CallState.CONNECTED
+    assert answered.state is ServerCallState.CONNECTED
     frame = (
         await alice_events.wait_for(
             events.Notification, lambda e: isinstance(e.frame, CallAnswered)
@@ -147,7 +153,7 @@ async def test_restart_on_the_same_port_resyncs_the_live_calls(
     await servers.start(port=first.port)
 
     resynced = await bob_events.wait_for(events.Resynced, lambda e: bool(e.calls))
-    assert [(c.id, c.state) for c in resynced.calls] == [(call.id, CallState.CONNECTED)]
+    assert [(c.id, c.state) for c in resynced.calls] == [(call.id, ServerCallState.CONNECTED)]
     other = await alice_events.wait_for(events.Resynced, lambda e: bool(e.calls))
     assert [c.id for c in other.calls] == [call.id]
     await until(lambda: alice.connected and bob.connected)
@@ -298,7 +304,7 @@ async def test_refresh_of_a_forgotten_subscription_subscribes_again(
     sub = server_subscription(server, bob)
     old_id = sub.id
     sub.connection = None  # the server forgets the subscription without telling the socket
-    hub_of(server).remove(sub, "lost by the server")
+    hub_of(server).remove(sub, GoneReason.UNSUBSCRIBED, "lost by the server")
     gone = await bob_events.wait_for(events.SubscriptionChange, unsubscribed, timeout=5)
     assert (gone.state, gone.reason, gone.subscription_id) == ("unsubscribed", "gone", old_id)
     new = await bob_events.wait_for(events.SubscriptionChange)

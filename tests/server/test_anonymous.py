@@ -128,7 +128,8 @@ async def test_regular_anonymous_call(server: TestClient[Any, Any]) -> None:
     await desk.act(call["id"], "end")
     assert (await guest.expect("call.ended"))["reason"] == "hangup"
     # The call-scoped channel and token end with the call.
-    assert (await guest.expect("subscription.gone"))["reason"] == "call ended"
+    gone = await guest.expect("subscription.gone")
+    assert (gone["reason"], gone["message"]) == ("call_ended", "call ended")
     assert guest.ws is not None
     await guest.ws.receive(timeout=5)
     assert guest.ws.close_code == 4000

@@ -45,7 +45,7 @@ import softphone.server.app as app_module
 from softphone.config import Config, parse_config
 from softphone.server.passwords import token_hash
 from softphone.server.services import SERVICES, Services
-from softphone.server.store import Call
+from softphone.server.store import CallRow
 from tests.conftest import USERS, app_of
 from tests.server.harness import PASSWORD, SDP, Party
 
@@ -271,7 +271,7 @@ def services_of(client: Client) -> Services:
     return app_of(client)[SERVICES]
 
 
-def stored(client: Client, call_id: str) -> Call:
+def stored(client: Client, call_id: str) -> CallRow:
     call = services_of(client).store.get_call(call_id)
     assert call is not None
     return call

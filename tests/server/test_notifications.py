@@ -179,7 +179,8 @@ async def test_device_limit_and_force_logout(
 async def test_logout_closes_the_socket_with_4000(party: PartyFactory) -> None:
     bob = await party("bob").online()
     await bob.request("DELETE", "/v1/sessions", expect=204)
-    assert (await bob.expect("subscription.gone"))["reason"] == "logged out"
+    gone = await bob.expect("subscription.gone")
+    assert (gone["reason"], gone["message"]) == ("logged_out", "logged out")
     assert bob.ws is not None
     await bob.ws.receive(timeout=5)
     assert bob.ws.close_code == 4000
@@ -204,7 +205,8 @@ async def test_refresh_and_unsubscribe(party: PartyFactory) -> None:
     _, refreshed = await bob.request("PUT", f"/v1/subscriptions/{sub_id}", {"expires": 7200}, 200)
     assert refreshed["expires_at"] > bob.subscription["expires_at"]
     await bob.request("DELETE", f"/v1/subscriptions/{sub_id}", expect=204)
-    assert (await bob.expect("subscription.gone"))["reason"] == "unsubscribed"
+    gone = await bob.expect("subscription.gone")
+    assert (gone["reason"], gone["message"]) == ("unsubscribed", "unsubscribed")
     _, error = await party("alice").request("GET", f"/v1/subscriptions/{sub_id}")
     # unknown to everyone now (and never visible to another session)
     assert error["error"]["code"] == "unauthorized"

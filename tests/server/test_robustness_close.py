@@ -59,7 +59,7 @@ async def test_session_expiry_close_code_reaches_a_late_reader(start: Any, tmp_p
         code = await ping_then_read(raw)
         assert code == CloseCode.AUTH_EXPIRED
         gone = [f for f in raw.texts if f["type"] == "subscription.gone"]
-        assert [g["reason"] for g in gone] == ["session expired"]
+        assert [(g["reason"], g["message"]) for g in gone] == [("expired", "session expired")]
     finally:
         raw.close()
 

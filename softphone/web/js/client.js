@@ -235,7 +235,7 @@ export class Client {
       if (this.cursor !== null && frame.seq <= this.cursor) return; // already processed
       this.cursor = frame.seq;
     }
-    if (frame.type === 'subscription.gone') this.goneReason = frame.reason;
+    if (frame.type === 'subscription.gone') this.goneReason = frame.message || frame.reason;
     this.onNotification(frame);
   }
 
