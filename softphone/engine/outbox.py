@@ -57,7 +57,10 @@ class EndOutbox:
         on_delivered: Callable[[PendingEnd, bool], None] | None = None,
     ) -> None:
         self._send = send
-        self._backoff = backoff or Backoff(base=0.5, cap=15.0)
+        # A short cap: pending ends are few, and a try against a server that is down costs a
+        # refused connection, so a restarted server hears them within ~2 s, not at the
+        # client's next reconnect (whose back-off may have grown to 30 s by then).
+        self._backoff = backoff or Backoff(base=0.25, cap=2.0)
         self._on_delivered = on_delivered
         self._pending: dict[str, PendingEnd] = {}
         self._wakeup = asyncio.Event()
