@@ -25,8 +25,16 @@ want_test=0
 APT_RUNTIME=(libportaudio2 libopus0 libgl1 libglib2.0-0 libsm6 libice6 libx11-6 libxext6 libxcb1)
 APT_PYTHON=(python3 python3-venv python3-pip)
 # tmux: tests/tui/test_terminal.py runs the installed softphone in a real terminal.
+# tests/interop, peers that are not aiortc or Chromium: firefox-esr (driven by puppeteer-core
+# under node, installed below; Debian's nodejs/npm only when there is no npm, since
+# NodeSource's nodejs carries its own npm and conflicts with Debian's), GStreamer's webrtcbin
+# with libnice run by Debian's python3 (python3-gi, the gir packages), coturn's turnserver.
 APT_TEST=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils chromium
-          xvfb x11-utils x11-apps tmux)
+          xvfb x11-utils x11-apps tmux
+          firefox-esr coturn python3-gi gir1.2-gstreamer-1.0
+          gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1
+          gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+          gstreamer1.0-nice gstreamer1.0-libav)
 
 apt_install() {
     local missing=()
@@ -53,6 +61,32 @@ if command -v dpkg-query >/dev/null; then
     apt_install "${APT_RUNTIME[@]}" || exit 1
     if [[ $want_test -eq 1 && ${#APT_TEST[@]} -gt 0 ]]; then
         apt_install "${APT_TEST[@]}" || exit 1
+        if ! command -v npm >/dev/null; then
+            apt_install nodejs npm || exit 1
+        fi
+    fi
+fi
+
+# puppeteer-core for tests/interop, from its package-lock.json into tests/interop/node_modules
+# (ignored by git). PUPPETEER_SKIP_DOWNLOAD: it drives Debian's firefox-esr, never a download.
+if [[ $want_test -eq 1 ]]; then
+    lock_digest=$(sha256sum tests/interop/package-lock.json | cut -d' ' -f1)
+    stamp=tests/interop/node_modules/.installed
+    if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_digest" ]]; then
+        if ! command -v npm >/dev/null; then
+            echo "install.sh: npm is missing (apt-get install nodejs npm)" >&2
+            exit 1
+        fi
+        log=$(mktemp)
+        if ! (cd tests/interop && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund) \
+                >"$log" 2>&1; then
+            cat "$log" >&2
+            rm -f "$log"
+            echo "install.sh: npm ci in tests/interop failed (output above)" >&2
+            exit 1
+        fi
+        rm -f "$log"
+        echo "$lock_digest" > "$stamp"
     fi
 fi
 

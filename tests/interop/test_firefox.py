@@ -1,0 +1,67 @@
+"""The engine against Firefox ESR (headless, fake media) on our demo page, both directions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from softphone.engine.states import CallState
+from softphone.server.runner import RunningServer
+from tests.engine.conftest import Parties, Party
+from tests.interop.phone_page import PagePhone
+
+# Firefox's fake microphone (media.navigator.streams.fake) is a 1 kHz sine.
+FIREFOX_TONE = 1000.0
+ENGINE_TONE = 440.0
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def hears_firefox(party: Party) -> None:
+    frequency = await party.ears.frequency(0.6)
+    assert abs(frequency - FIREFOX_TONE) < 30, frequency
+
+
+async def engine_calls_firefox(
+    firefox: PagePhone, server: RunningServer, parties: Parties
+) -> tuple[Party, str, str]:
+    alice = await parties.online(server, "alice", audio_in=f"tone:{ENGINE_TONE:g}")
+    await firefox.login(server.url, "bob")
+    out = await alice.engine.make("bob")
+    page_id = await firefox.incoming()
+    await firefox.answer(page_id)
+    await alice.events.state(out, CallState.CONNECTED)
+    await firefox.wait_state(page_id, "Connected")
+    return alice, out, page_id
+
+
+async def test_engine_calls_firefox_and_audio_flows_both_ways(
+    firefox: PagePhone, server: RunningServer, parties: Parties
+) -> None:
+    alice, out, page_id = await engine_calls_firefox(firefox, server, parties)
+    await hears_firefox(alice)
+    await firefox.audio_flows(page_id)
+    await alice.engine.end(out)
+    await firefox.wait_state(page_id, "Ended")
+
+
+async def test_firefox_calls_engine_and_audio_flows_both_ways(
+    firefox: PagePhone, server: RunningServer, parties: Parties
+) -> None:
+    alice = await parties.online(server, "alice", audio_in=f"tone:{ENGINE_TONE:g}")
+    await firefox.login(server.url, "bob")
+    page_id = await firefox.make("alice")
+    await until(lambda: any(c.direction == "incoming" for c in alice.engine.get_all()))
+    incoming = next(c for c in alice.engine.get_all() if c.direction == "incoming")
+    await alice.engine.answer(incoming.id)
+    await firefox.wait_state(page_id, "Connected")
+    await hears_firefox(alice)
+    await firefox.audio_flows(page_id)
+    await firefox.end(page_id)
+    await alice.events.state(incoming.id, CallState.ENDED)
