@@ -12,7 +12,9 @@ handled in order by the worker under the same lock. Two notifications bypass the
 operation waiting on the other party cannot deadlock: the answer to our re-offer
 (`call.update_answer`) resolves the waiting operation, and an ending notification fails it.
 Every failure path ends the call (`_fail`: peer connection closed, media released, the server
-told) and emits `call:error`.
+told) and emits `call:error`, except a re-offer the server cannot take while it is unreachable:
+that one rolls back and the call goes on as it was. An end the server cannot hear is handed to
+the engine's outbox (`CallSignaling.remember_end`), never waited for.
 """
 
 from __future__ import annotations
@@ -342,8 +344,13 @@ class CallSession:
                     await self._fail(exc)
                 raise EngineError(Code.INVALID_STATE, f"cannot reject: {exc}") from exc
             except client_errors.ClientError as exc:
-                await self._fail(exc)
-                raise EngineError(Code.GENERIC, f"reject failed: {exc}") from exc
+                remember = self.signaling.remember_end
+                if remember is None:
+                    await self._fail(exc)
+                    raise EngineError(Code.GENERIC, f"reject failed: {exc}") from exc
+                # The server is unreachable: the user's decline stands; the outbox delivers it
+                # (an end by the callee of an unanswered call is a rejection).
+                remember(self._server_id(), "rejected")
             await self._finish(S.ENDED, "rejected", "rejected", local=True)
 
     async def ignore(self) -> None:

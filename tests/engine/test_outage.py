@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from softphone.engine import CallState, EngineError, EngineErrorCode
-from softphone.engine.events import CallStateChange
+from softphone.engine.events import CallReceive, CallStateChange
 from softphone.server.store import Store
 from tests.conftest import _HASH
 from tests.engine.conftest import FAST, Parties, Party
@@ -209,3 +209,26 @@ async def test_ends_from_both_sides_during_outage_leave_nothing_pending(
     assert await client.rest.list_calls() == []
     record = next(r for r in await client.rest.history() if r.id == server_id)
     assert record.ended_at is not None and record.end_reason == "hangup"
+
+
+async def test_reject_during_outage_reaches_the_caller_when_the_server_is_back(
+    serve: ServeProcess, parties: Parties
+) -> None:
+    alice = await online(parties, serve, "alice")
+    bob = await online(parties, serve, "bob")
+    a_id = await alice.engine.make("bob")
+    b_id = (await bob.events.wait(CallReceive)).call_id
+    await alice.events.state(a_id, S.RINGING)
+    server_id = alice.engine.get(a_id).server_id
+
+    serve.kill()
+    await bob.engine.reject(b_id)
+    rejected = bob.engine.get(b_id)
+    assert (rejected.state, rejected.end_reason) == (S.ENDED, "rejected")
+
+    await serve.start()
+    await alice.events.state(a_id, S.ENDED, timeout=30)
+    client = alice.engine.client
+    assert client is not None
+    record = next(r for r in await client.rest.history() if r.id == server_id)
+    assert record.ended_at is not None and record.end_reason == "rejected"
