@@ -347,6 +347,16 @@ def _tui_password(config: Config, server_url: str, user: str) -> str | None:
     return getpass.getpass(f"password for {user} on {server_url}: ")
 
 
+def _tls_client_options(config: Config) -> dict[str, object]:
+    """[client] ca_file and the development switch, as the engine's client options."""
+    options: dict[str, object] = {}
+    if config.client.ca_file:
+        options["ca_file"] = config.client.ca_file
+    if config.client.insecure_skip_tls_verify_for_development:
+        options["insecure_skip_tls_verify_for_development"] = True
+    return options
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     import platformdirs
 
@@ -408,6 +418,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
             anonymous_from=args.from_ or "",
             token_file=Path(args.token_file).expanduser() if args.token_file else None,
             token_url=args.token_url or "",
+            client_options=_tls_client_options(config),
         )
         app = SoftphoneApp(options)
         app.run()

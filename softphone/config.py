@@ -6,6 +6,7 @@ command can exit with status 2 before doing anything else.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -38,6 +39,9 @@ class ServerSection(Section):
     max_devices_per_user: int = 5
     max_body_bytes: int = 65536
     max_frame_bytes: int = 65536
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
 
 
 class RateLimitSection(Section):
@@ -84,6 +88,8 @@ class ClientSection(Section):
     video: bool = False
     camera: str = "pattern"
     log_file: str = ""
+    ca_file: str = ""
+    insecure_skip_tls_verify_for_development: bool = False
 
 
 class Config(Section):
@@ -235,6 +241,16 @@ def _check_values(config: Config, text: str, source: str) -> None:
     ):
         if getattr(server, name) <= 0:
             fail(["server", name], "must be greater than 0")
+    if bool(server.tls_cert_file) != bool(server.tls_key_file):
+        missing = "tls_key_file" if server.tls_cert_file else "tls_cert_file"
+        fail(["server", missing], "TLS needs both tls_cert_file and tls_key_file")
+    for index, entry in enumerate(server.trusted_proxies):
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            fail(["server", "trusted_proxies"], f"entry {index}: {entry!r} is not an address")
+    if config.client.ca_file and config.client.insecure_skip_tls_verify_for_development:
+        fail(["client", "ca_file"], "set ca_file or skip verification, not both")
     if not valid_camera(config.client.camera):
         fail(["client", "camera"], f"must be {CAMERA_SPECS}")
     if config.turn.urls and not config.turn.secret_file:

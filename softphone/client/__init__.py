@@ -15,6 +15,7 @@ from softphone.client.backoff import Backoff
 from softphone.client.channel import ChannelEnd, NotificationChannel
 from softphone.client.errors import (
     AuthError,
+    CertificateError,
     ClientError,
     Disconnected,
     ServerError,
@@ -28,6 +29,7 @@ __all__ = [
     "AnonymousSignaling",
     "AuthError",
     "Backoff",
+    "CertificateError",
     "ChannelEnd",
     "ClientError",
     "Disconnected",

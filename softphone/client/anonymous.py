@@ -22,6 +22,7 @@ from softphone.client.backoff import Backoff
 from softphone.client.channel import ChannelEnd, NotificationChannel
 from softphone.client.events import Event, EventCallback
 from softphone.client.rest import RestClient
+from softphone.client.tls import TlsSettings
 from softphone.protocol.models import (
     AnonymousCallResponse,
     AnonymousIceResponse,
@@ -48,13 +49,16 @@ class AnonymousSignaling:
         timeout: float = 10.0,
         end_timeout: float = 3.0,
         session: aiohttp.ClientSession | None = None,
+        ca_file: str | None = None,
+        insecure_skip_tls_verify_for_development: bool = False,
     ) -> None:
         self._on_event = on_event
         self._backoff = backoff or Backoff()
         self._ping_interval = ping_interval
         self._missed_pongs = missed_pongs
         self._end_timeout = end_timeout
-        self._rest = RestClient(base_url, session=session, timeout=timeout)
+        tls = TlsSettings(ca_file, insecure_skip_tls_verify_for_development)
+        self._rest = RestClient(base_url, session=session, timeout=timeout, tls=tls)
         self._response: AnonymousCallResponse | None = None
         self._channel: NotificationChannel | None = None
         self._watcher: asyncio.Task[ChannelEnd] | None = None

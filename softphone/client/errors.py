@@ -14,6 +14,11 @@ class ServerUnreachable(ClientError):
     """No answer: connection refused or reset, DNS failure, or a timeout."""
 
 
+class CertificateError(ClientError):
+    """The server's TLS certificate was refused (not trusted, wrong name, expired): retrying
+    will not help until the configuration or the certificate changes."""
+
+
 class ServerError(ClientError):
     """The server answered with an error body `{"error": {"code", "message"}}`.
 
@@ -48,4 +53,11 @@ class Disconnected(ClientError):
         self.reason = reason
 
 
-__all__ = ["AuthError", "ClientError", "Disconnected", "ServerError", "ServerUnreachable"]
+__all__ = [
+    "AuthError",
+    "CertificateError",
+    "ClientError",
+    "Disconnected",
+    "ServerError",
+    "ServerUnreachable",
+]

@@ -20,7 +20,8 @@ from urllib.parse import quote
 import aiohttp
 import msgspec
 
-from softphone.client.errors import AuthError, ServerError, ServerUnreachable
+from softphone.client.errors import AuthError, CertificateError, ServerError, ServerUnreachable
+from softphone.client.tls import TlsSettings
 from softphone.protocol.models import (
     AnonymousCallRequest,
     AnonymousCallResponse,
@@ -94,7 +95,8 @@ class RestClient:
     """Typed access to the REST API; every method raises `ServerError` (its subclass
     `AuthError` for 401) when the server refuses and `ServerUnreachable` when it cannot be
     reached. Pass `session` to share an `aiohttp.ClientSession`; otherwise one is created on
-    first use and closed by `close()`."""
+    first use (checking certificates as `tls` says: the system CA bundle by default) and closed
+    by `close()`. A refused certificate raises `CertificateError`."""
 
     def __init__(
         self,
@@ -103,8 +105,10 @@ class RestClient:
         session: aiohttp.ClientSession | None = None,
         timeout: float = 10.0,
         token: str | None = None,
+        tls: TlsSettings | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
+        self._tls = tls or TlsSettings()
         self._session = session
         self._owns_session = session is None
         self._timeout = timeout
@@ -135,7 +139,7 @@ class RestClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or (self._owns_session and self._session.closed):
-            self._session = aiohttp.ClientSession()
+            self._session = self._tls.new_session()
         return self._session
 
     def url(self, path: str) -> str:
@@ -192,6 +196,8 @@ class RestClient:
             raise ServerUnreachable(
                 f"{method} {path}: no answer within {self._timeout:g} s"
             ) from exc
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise CertificateError(self._tls.explain(self._base, exc.certificate_error)) from exc
         except aiohttp.ClientError as exc:
             raise ServerUnreachable(f"{method} {path}: {exc}") from exc
         log.debug("%s %s -> %d", method, path, status)  # paths hold ids only, never tokens
@@ -233,6 +239,8 @@ class RestClient:
             raise cls(code, f"websocket upgrade refused: {exc.message}", exc.status) from exc
         except TimeoutError as exc:
             raise ServerUnreachable(f"websocket {channel}: no answer in time") from exc
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise CertificateError(self._tls.explain(self._base, exc.certificate_error)) from exc
         except aiohttp.ClientError as exc:
             raise ServerUnreachable(f"websocket {channel}: {exc}") from exc
 

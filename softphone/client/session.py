@@ -30,6 +30,7 @@ from softphone.client.backoff import Backoff
 from softphone.client.channel import ChannelEnd, NotificationChannel
 from softphone.client.events import Event, EventCallback
 from softphone.client.rest import RestClient
+from softphone.client.tls import TlsSettings
 from softphone.protocol.models import IceServer, Service, SubscriptionResponse
 
 log = logging.getLogger("softphone.client.session")
@@ -68,6 +69,8 @@ class SignalingClient:
         timeout: float = 10.0,
         stop_timeout: float = 3.0,
         session: aiohttp.ClientSession | None = None,
+        ca_file: str | None = None,
+        insecure_skip_tls_verify_for_development: bool = False,
     ) -> None:
         if not 0 < refresh_at < 1 or not 0 <= refresh_jitter < 1:
             raise ValueError("refresh_at is a fraction in (0, 1), refresh_jitter in [0, 1)")
@@ -83,7 +86,8 @@ class SignalingClient:
         self._refresh_at = refresh_at
         self._refresh_jitter = refresh_jitter
         self._stop_timeout = stop_timeout
-        self._rest = RestClient(base_url, session=session, timeout=timeout)
+        tls = TlsSettings(ca_file, insecure_skip_tls_verify_for_development)
+        self._rest = RestClient(base_url, session=session, timeout=timeout, tls=tls)
         self._subscription: SubscriptionResponse | None = None
         self._cursor: tuple[str, int] | None = None  # (subscription id, last seq) to resume
         self._channel: NotificationChannel | None = None
@@ -223,6 +227,10 @@ class SignalingClient:
                 await self._ensure_subscription()
             except errors.AuthError as exc:
                 self._auth_failed(exc)
+                return
+            except errors.CertificateError as exc:  # will not change by retrying
+                self._failure = exc
+                self._emit(events.WsChange("disconnected", attempt, str(exc)))
                 return
             except errors.ServerError as exc:
                 if not exc.transient:

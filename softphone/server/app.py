@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from softphone.config import Config, default_data_dir
 from softphone.server import (
@@ -23,6 +24,7 @@ from softphone.server.anonymous import AnonymousService, load_realms
 from softphone.server.api import ENDPOINTS
 from softphone.server.auth import Sessions
 from softphone.server.calls import CallService
+from softphone.server.forwarded import TrustedProxies, parse_networks
 from softphone.server.http import error_middleware
 from softphone.server.hub import Hub
 from softphone.server.ice import IceProvider
@@ -43,6 +45,10 @@ def database_path(config: Config) -> Path:
         Path(config.server.data_dir).expanduser() if config.server.data_dir else default_data_dir()
     )
     return base / "server.sqlite3"
+
+
+def trusted_proxies(config: Config) -> TrustedProxies:
+    return TrustedProxies(parse_networks(config.server.trusted_proxies))
 
 
 def build_services(config: Config, store: Store) -> Services:
@@ -114,9 +120,12 @@ def build_app(config: Config, store: Store | None = None) -> web.Application:
     """The server app. `store` defaults to the SQLite file under the configured data dir."""
     store = store or Store(database_path(config))
     services = build_services(config, store)
-    app = web.Application(
-        middlewares=[error_middleware], client_max_size=config.server.max_body_bytes
-    )
+    proxies = trusted_proxies(config)
+    # The forwarded-headers middleware runs first so errors and limits see the real client.
+    middlewares: list[Middleware] = [error_middleware]
+    if proxies:
+        middlewares.insert(0, proxies.middleware())
+    app = web.Application(middlewares=middlewares, client_max_size=config.server.max_body_bytes)
     app[SERVICES] = services
     app[METRICS_KEY] = services.metrics
     for e in ENDPOINTS:

@@ -28,7 +28,7 @@ from softphone.protocol.frames import (
     CallUpdateAnswer,
     EndReason,
 )
-from softphone.protocol.models import LIVE_STATES, CallInfo, HistoryEntry, Media, ServerCallState
+from softphone.protocol.models import CallInfo, HistoryEntry, Media, ServerCallState
 from softphone.server.errors import ApiError
 from softphone.server.hub import Hub
 from softphone.server.store import CallRow, Session, Store

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 
 from aiohttp import web
 
 from softphone.config import Config
-from softphone.server.app import build_app
+from softphone.server.app import build_app, trusted_proxies
 from softphone.server.connection_guard import (
     CONNECTIONS_PER_ADDRESS,
     ConnectionGuard,
     request_log,
 )
+from softphone.server.tls import server_ssl_context
 
 log = logging.getLogger("softphone.server")
 
@@ -36,8 +38,10 @@ class RunningServer:
         port: int,
         listener: asyncio.Server | None = None,
         guard: ConnectionGuard | None = None,
+        tls: bool = False,
     ) -> None:
         self.runner = runner
+        self.tls = tls
         self.site = site
         self.host = host
         self.port = port
@@ -46,7 +50,7 @@ class RunningServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def app(self) -> web.Application:
@@ -67,6 +71,9 @@ async def start_server(
     connections_per_address: int = CONNECTIONS_PER_ADDRESS,
     cap_loopback: bool = False,
 ) -> RunningServer:
+    tls: ssl.SSLContext | None = None
+    if config.server.tls_cert_file:
+        tls = server_ssl_context(config.server.tls_cert_file, config.server.tls_key_file)
     app = build_app(config)
     runner = web.AppRunner(
         app,
@@ -80,12 +87,23 @@ async def start_server(
     host = host or config.server.host
     assert runner.server is not None
     # Our own listening socket rather than a TCPSite: its protocol factory is the guard.
-    guard = ConnectionGuard(runner.server, connections_per_address, cap_loopback=cap_loopback)
+    guard = ConnectionGuard(
+        runner.server,
+        connections_per_address,
+        cap_loopback=cap_loopback,
+        exempt=trusted_proxies(config).trusts,
+    )
     listener = await asyncio.get_running_loop().create_server(
-        guard, host, config.server.port if port is None else port, reuse_address=True
+        guard,
+        host,
+        config.server.port if port is None else port,
+        reuse_address=True,
+        ssl=tls,
+        # A client that opens TCP and never finishes the handshake is dropped like a slow head.
+        ssl_handshake_timeout=header_timeout if tls else None,
     )
     bound = int(listener.sockets[0].getsockname()[1])
-    return RunningServer(runner, None, host, bound, listener, guard)
+    return RunningServer(runner, None, host, bound, listener, guard, tls=tls is not None)
 
 
 async def serve_forever(config: Config, ready: asyncio.Event | None = None) -> None:
