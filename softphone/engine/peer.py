@@ -9,6 +9,13 @@ media connection state and summarised stats. aiortc's camelCase stays inside thi
   sendonly/inactive in ours.
 - Re-offers keep the RTP header extension ids already negotiated (`keep_extmap_ids`): aiortc
   renumbers them from its own table, which browsers refuse when they made the first offer.
+- Three corrections to aiortc, each in a module of its own that refuses any other aiortc
+  version: DTLS with RSA peers in both roles (`_aiortc_dtls`), receivers that keep decoding
+  after an RTCP BYE (`_aiortc_rtcp`), and TURN failures and the selected candidate pair, which
+  aiortc does not report (`_aiortc_ice`).
+- A TURN server that gave no relay address while we gathered (wrong credentials, refused,
+  unreachable) is in `turn_failures` once our offer or answer is made, and goes to
+  `on_turn_failure` then, once per failure.
 """
 
 from __future__ import annotations
@@ -30,6 +37,15 @@ from aiortc import (
 )
 from aiortc.sdp import SessionDescription
 
+from softphone.engine._aiortc_dtls import accept_rsa_peers
+from softphone.engine._aiortc_ice import (
+    SelectedPair,
+    TurnFailure,
+    record_turn_failures,
+    selected_pair,
+    turn_failures,
+)
+from softphone.engine._aiortc_rtcp import survive_bye
 from softphone.protocol.models import IceServer
 
 log = logging.getLogger("softphone.engine.peer")
@@ -52,8 +68,12 @@ def _offer_loopback_when_alone() -> None:
 
 
 _offer_loopback_when_alone()
+accept_rsa_peers()
+survive_bye()
+record_turn_failures()
 
 StateCallback = Callable[[str, str], None]  # previous, new
+TurnFailureCallback = Callable[[TurnFailure], None]
 
 
 def sdp_directions(sdp: str) -> list[tuple[str, str]]:
@@ -162,6 +182,7 @@ class Peer:
         ice_servers: Sequence[IceServer],
         *,
         on_connection_state: StateCallback | None = None,
+        on_turn_failure: TurnFailureCallback | None = None,
     ) -> None:
         config = RTCConfiguration(
             iceServers=[
@@ -174,6 +195,8 @@ class Peer:
         self._on_state = on_connection_state
         self._hold = False
         self._closed = False
+        self._on_turn_failure = on_turn_failure
+        self._turn_reported: list[TurnFailure] = []
         self.pc.on("iceconnectionstatechange", self._ice_changed)
 
     # -- state -------------------------------------------------------------------------------
@@ -190,6 +213,24 @@ class Peer:
         previous, self._ice_state = self._ice_state, self.pc.iceConnectionState
         if previous != self._ice_state and self._on_state is not None:
             self._on_state(previous, self._ice_state)
+
+    @property
+    def turn_failures(self) -> list[TurnFailure]:
+        """TURN servers that gave us no relay address while this connection gathered (known
+        once our offer or answer is made): a wrong secret shows as a 401 with the server."""
+        return turn_failures(self.pc)
+
+    def selected_pair(self) -> SelectedPair | None:
+        """The candidate pair ICE selected (`relayed` when it goes through TURN), or None."""
+        return selected_pair(self.pc)
+
+    def _report_turn_failures(self) -> None:
+        for failure in self.turn_failures:
+            if failure not in self._turn_reported:
+                self._turn_reported.append(failure)
+                log.warning("%s", failure.describe())
+                if self._on_turn_failure is not None:
+                    self._on_turn_failure(failure)
 
     @property
     def local_sdp(self) -> str | None:
@@ -299,6 +340,7 @@ class Peer:
         if self.pc.localDescription is None:
             # First offer: aiortc gathers candidates in setLocalDescription.
             await self.pc.setLocalDescription(offer)
+            self._report_turn_failures()
             local = self.pc.localDescription
             assert local is not None
             if any(keep_ids_of):
@@ -338,6 +380,7 @@ class Peer:
             t.direction = self._direction(t.sender.track is not None)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
+        self._report_turn_failures()
         local = self.pc.localDescription
         assert local is not None
         return local.sdp
@@ -387,4 +430,13 @@ class Peer:
             self._on_state(previous, "closed")
 
 
-__all__ = ["Peer", "holds", "ice_ufrags", "keep_extmap_ids", "media_kinds", "sdp_directions"]
+__all__ = [
+    "Peer",
+    "SelectedPair",
+    "TurnFailure",
+    "holds",
+    "ice_ufrags",
+    "keep_extmap_ids",
+    "media_kinds",
+    "sdp_directions",
+]
