@@ -17,11 +17,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import numpy as np
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCRtpReceiver
 
 from softphone.engine.context import CallContext
 from softphone.engine.errors import EngineErrorCode, ErrorInfo
 from softphone.engine.events import CallDtmf, MediaError, MediaSourceMuted, MediaSourceUnmuted
+from softphone.media.audio_receive import AudioReceiveStream, PulledTrack
 from softphone.media.audio_sink import AudioSink
 from softphone.media.audio_switch import SwitchableSource
 from softphone.media.dtmf import DtmfDetector
@@ -57,6 +58,8 @@ class CallMedia:
         self._audio_gap = False  # media:sourceMuted was reported and no audio came since
         self._gap_watch: asyncio.Task[None] | None = None
         self._audio_id = "remote:audio"  # the remote audio's track id, once there is one
+        self.receive: AudioReceiveStream | None = None  # our receive path of the remote audio
+        self._played = 0  # frames the stream had decoded at the last block
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -76,33 +79,54 @@ class CallMedia:
 
     # -- receiving ---------------------------------------------------------------------------
 
-    async def follow(self, remote: RemoteTracks, listening: Callable[[], bool]) -> None:
+    async def follow(
+        self,
+        remote: RemoteTracks,
+        receivers: Callable[[MediaStreamTrack], RTCRtpReceiver | None],
+        listening: Callable[[], bool],
+    ) -> None:
         """Keep the sinks on the remote tracks after a negotiation: a new remote audio track
-        gets a new sink, a new video track a new video sink and window. `listening` says when
-        a gap in remote audio is worth reporting (connected, nobody holding)."""
+        gets a new receive stream and sink, a new video track a new video sink and window.
+        `receivers` finds the RTP receiver of a remote track; `listening` says when a gap in
+        remote audio is worth reporting (connected, nobody holding)."""
         audio_id, audio = next(
             ((tid, t) for tid, (k, t) in remote.items() if k == "audio"), (None, None)
         )
         if audio_id is not None:
             self._audio_id = audio_id
         if audio is not None and audio is not self.sink_track:
-            await self._play(audio, listening)
+            await self._play(audio, receivers(audio), listening)
         video = next((t for k, t in remote.values() if k == "video"), None)
         if video is not self.video_track and self._ctx.media.kit.video_sink is not None:
             await self._show(video)
         if self._last_audio:
             self._last_audio = time.monotonic()  # a fresh grace period after (un)hold, restart
 
-    async def _play(self, track: MediaStreamTrack, listening: Callable[[], bool]) -> None:
+    async def _play(
+        self,
+        track: MediaStreamTrack,
+        receiver: RTCRtpReceiver | None,
+        listening: Callable[[], bool],
+    ) -> None:
+        """Play a new remote audio track: its Opus packets go through our own jitter buffer
+        (`AudioReceiveStream`), pulled by the sink's clock; a track with no receiver of its
+        own (tests, relays) is played as aiortc decodes it."""
         old, self.sink = self.sink, None  # no sink to switch while this one stops
         if old is not None:
             await _quietly(old.stop())
+        self._detach_stream()
         sink = self._ctx.media.open_sink(self.call_id)
         if self._detector is None and self._ctx.options.inband_dtmf:
             self._detector = self._ctx.media.dtmf_detector()
         sink.on_pcm = self._heard
-        sink.start(track)
-        self.sink, self.sink_track = sink, track
+        played: MediaStreamTrack = track
+        if receiver is not None:
+            self.receive = AudioReceiveStream()
+            self.receive.attach(receiver)
+            played = PulledTrack(self.receive)
+        self._played = 0
+        sink.start(played)
+        self.sink, self.sink_track = sink, played
         self._last_audio = 0.0  # a gap is only reported once this track has delivered
         if self._gap_watch is None:
             self._gap_watch = self._ctx.spawn(
@@ -125,6 +149,15 @@ class CallMedia:
         self.video_track = track
 
     def _heard(self, pcm: np.ndarray[Any, Any]) -> None:
+        if self.receive is not None:
+            # The stream always delivers (concealment, silence): only decoded packets count
+            # as the other party's audio arriving.
+            stats = self.receive.stats()
+            decoded = stats.played + stats.fec
+            arrived, self._played = decoded > self._played, decoded
+            if not arrived:
+                self._ctx.heard(self.call_id, pcm)
+                return
         self._last_audio = time.monotonic()
         if self._audio_gap:
             self._audio_gap = False
@@ -197,6 +230,11 @@ class CallMedia:
         self.sink = sink
         return old
 
+    def _detach_stream(self) -> None:
+        stream, self.receive = self.receive, None
+        if stream is not None:
+            stream.detach()
+
     # -- the end -----------------------------------------------------------------------------
 
     async def release(self) -> None:
@@ -209,6 +247,7 @@ class CallMedia:
         if sink is not None:
             await _quietly(sink.stop())
         self.sink_track = None
+        self._detach_stream()
         if self.video_sink is not None:
             await _quietly(self.video_sink.stop())
         self.video_sink = self.video_track = None

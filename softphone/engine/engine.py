@@ -543,7 +543,8 @@ class Engine:
             if not sid or session.anonymous:
                 continue
             if sid not in live and not session.terminal:
-                session.deliver(frames.CallEnded(call_id=sid, reason="connection_lost"))
+                lost = frames.EndReason.CONNECTION_LOST
+                session.deliver(frames.CallEnded(call_id=sid, reason=lost))
             elif sid in live and session.terminal and session.ended_here:
                 self.outbox.add(sid, session.end_reason or "hangup")
 

@@ -32,6 +32,7 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpReceiver,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
@@ -46,6 +47,8 @@ from softphone.engine._aiortc_ice import (
     turn_failures,
 )
 from softphone.engine._aiortc_rtcp import survive_bye
+from softphone.media._aiortc_audio import use_fec_encoder
+from softphone.media.opus import with_inband_fec
 from softphone.protocol.models import IceServer
 
 log = logging.getLogger("softphone.engine.peer")
@@ -197,6 +200,7 @@ class Peer:
         self._closed = False
         self._on_turn_failure = on_turn_failure
         self._turn_reported: list[TurnFailure] = []
+        self._fec: set[RTCRtpTransceiver] = set()  # audio transceivers whose encoder has FEC
         self.pc.on("iceconnectionstatechange", self._ice_changed)
 
     # -- state -------------------------------------------------------------------------------
@@ -264,6 +268,10 @@ class Peer:
                 found[f"local:{t.kind}:{t.mid}"] = t.kind
         return found
 
+    def receiver_of(self, track: MediaStreamTrack) -> RTCRtpReceiver | None:
+        """The RTP receiver a remote track comes from."""
+        return next((t.receiver for t in self.transceivers() if t.receiver.track is track), None)
+
     def remote_tracks(self) -> dict[str, tuple[str, MediaStreamTrack]]:
         """track id -> (kind, track) the remote sends us per the negotiated directions."""
         found: dict[str, tuple[str, MediaStreamTrack]] = {}
@@ -286,7 +294,15 @@ class Peer:
         transceiver = self.pc.addTransceiver(kind, direction=self._direction(track is not None))
         if track is not None:
             transceiver.sender.replaceTrack(track)
+        self._use_fec(transceiver)
         return transceiver
+
+    def _use_fec(self, transceiver: RTCRtpTransceiver) -> None:
+        """Our Opus carries in-band FEC, so the far end can rebuild a lost packet from the
+        next one (before the sender's first frame: it makes its encoder then)."""
+        if transceiver.kind == "audio" and transceiver not in self._fec:
+            self._fec.add(transceiver)
+            use_fec_encoder(transceiver.sender)
 
     def detach_tracks(self) -> None:
         """Stop sending our tracks here (directions unchanged) so aiortc can never stop them:
@@ -343,14 +359,13 @@ class Peer:
             self._report_turn_failures()
             local = self.pc.localDescription
             assert local is not None
-            if any(keep_ids_of):
-                return RTCSessionDescription(keep_extmap_ids(local.sdp, keep_ids_of), local.type)
-            return local
+            sdp = keep_extmap_ids(local.sdp, keep_ids_of) if any(keep_ids_of) else local.sdp
+            return RTCSessionDescription(with_inband_fec(sdp), local.type)
         for t, extensions in saved:
             if extensions:
                 t._headerExtensions = extensions
         sdp = keep_extmap_ids(offer.sdp, [self.remote_sdp, self.local_sdp])
-        return RTCSessionDescription(sdp=sdp, type=offer.type)
+        return RTCSessionDescription(sdp=with_inband_fec(sdp), type=offer.type)
 
     async def apply_local(self, offer: RTCSessionDescription) -> None:
         if self.pc.signalingState == "have-local-offer":
@@ -377,13 +392,15 @@ class Peer:
                 t.sender.replaceTrack(echo(t.receiver.track))
             if t.stopped:
                 continue
+            self._use_fec(t)
             t.direction = self._direction(t.sender.track is not None)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         self._report_turn_failures()
         local = self.pc.localDescription
         assert local is not None
-        return local.sdp
+        # Asks the far end for in-band FEC (our receive path uses it to rebuild lost packets).
+        return with_inband_fec(local.sdp)
 
     async def apply_answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))

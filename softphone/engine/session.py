@@ -754,7 +754,7 @@ class CallSession:
         peer = self.peer
         assert peer is not None
         self._sync_tracks(peer)
-        await self.media.follow(peer.remote_tracks(), self._listening)
+        await self.media.follow(peer.remote_tracks(), peer.receiver_of, self._listening)
         previous = self.previous()
         self.local_hold, self.remote_hold = peer.local_hold, peer.remote_hold
         self._apply_silence()

@@ -28,11 +28,14 @@ What happens when the packet due is missing:
   in-band FEC when that one is buffered and the decoder can (`FrameDecoder.recover`), else
   concealed; playout moves on.
 - Nothing later is buffered (an underrun: late or lost, not yet known): one frame is concealed
-  and playout *holds* (the "debt" grows), so a late packet is still played when it comes. If
-  instead a later packet turns up, the frames already concealed stand in for the missing ones
-  (the debt is paid by skipping them), so a loss does not add delay. Holding stops at
-  `max_hold_ms`; after that playout moves on through concealment (the decoder fades it to
-  silence), and the debt left lets playout catch up at once when packets return.
+  (the decoder fades long concealment to silence) and playout *holds* (the "debt" grows), so a
+  late packet is still played when it comes. If instead a later packet turns up, the frames
+  already concealed stand in for the missing ones (the debt is paid by skipping them), so a
+  loss does not add delay. Playout holds for as long as nothing arrives: a sender that pauses
+  with its clock (a stalled capture device, a peer that stopped sending while held: the next
+  timestamps come as if no time had passed) and a path whose delay steps up are played on
+  from where they resume, never judged late for good; the controller then works any added
+  delay off at the bounded rate.
 - A new SSRC resets the stream (the decoder too), and so does a timestamp that is `jump_s` away
   from where its sequence number puts it, once a second packet agrees (a lone bad packet is
   discarded). A buffer beyond the ceiling is flushed down to the target; packets delayed beyond
@@ -84,7 +87,6 @@ class JitterConfig:
     bucket_ms: float = 2.0
     forget: float = 0.993  # per packet: old delays weigh half after ~100 packets (2 s)
     quantile: float = 0.95
-    max_hold_ms: float = 120.0
     adjust_every: int = 10  # frames between two stretch steps: at most 100 ms/s at 20 ms
     force_after_s: float = 1.0
     quiet: float = 0.3  # a frame under this fraction of the running RMS may be dropped
@@ -373,10 +375,7 @@ class JitterBuffer:
 
     def _underrun(self) -> Pcm:
         samples = self._last_samples
-        if self._debt < self.config.max_hold_ms / 1000.0 * self._rate:
-            self._debt += samples  # hold: a late packet is still played when it comes
-        else:
-            self._play_ts = (self._play_ts or 0) + samples
+        self._debt += samples  # hold: a late packet is still played when it comes
         return self._conceal(samples)
 
     def _lost(self, following: _Packet) -> Pcm:

@@ -69,6 +69,18 @@ def read_wav(path: Path) -> np.ndarray[Any, Any]:
         return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.int16)
 
 
+def piecewise_correlation(reference: np.ndarray[Any, Any], heard: np.ndarray[Any, Any]) -> float:
+    """Median best correlation of 250 ms pieces of `heard` with `reference`: the adaptive
+    jitter buffer may drop or insert a frame to steer its delay (as NetEQ does), which shifts
+    the alignment of everything after it, so each piece is aligned on its own."""
+    piece = SAMPLE_RATE // 4
+    scores = [
+        best_correlation(reference, heard[i : i + piece])[0]
+        for i in range(0, heard.size - piece + 1, piece)
+    ]
+    return float(np.median(scores)) if scores else 0.0
+
+
 async def test_wav_file_arrives_with_the_same_content(
     server: RunningServer, parties: Parties, tmp_path: Path
 ) -> None:
@@ -86,10 +98,10 @@ async def test_wav_file_arrives_with_the_same_content(
     assert recorded.size > 2.5 * SAMPLE_RATE, recorded.size
     looped = np.tile(sent, 4)  # any 2.5 s window of the far end is inside the looped file
     window = recorded[-int(2.5 * SAMPLE_RATE) :]
-    coefficient, lag = best_correlation(looped, window)
-    live, _ = best_correlation(looped, heard_live)
-    other, _ = best_correlation(looped, sent[::-1].copy())  # other content scores low
-    print(f"wav correlation {coefficient:.3f} (listener {live:.3f}), lag {lag}")
+    coefficient = piecewise_correlation(looped, window)
+    live = piecewise_correlation(looped, heard_live)
+    other = piecewise_correlation(looped, sent[::-1].copy())  # other content scores low
+    print(f"wav correlation {coefficient:.3f} (listener {live:.3f}, other {other:.3f})")
     assert coefficient > 0.8, coefficient
     assert live > 0.8, live
     assert other < 0.5, other
