@@ -25,12 +25,14 @@ want_test=0
 APT_RUNTIME=(libportaudio2 libopus0 libgl1 libglib2.0-0 libsm6 libice6 libx11-6 libxext6 libxcb1)
 APT_PYTHON=(python3 python3-venv python3-pip)
 # tmux: tests/tui/test_terminal.py runs the installed softphone in a real terminal.
+# postgresql, redis-server, haproxy: the server suites on PostgreSQL and tests/cluster start
+# their own instances on loopback (nothing system-wide is started: no service manager runs).
 # tests/interop, peers that are not aiortc or Chromium: firefox-esr (driven by puppeteer-core
 # under node, installed below; Debian's nodejs/npm only when there is no npm, since
 # NodeSource's nodejs carries its own npm and conflicts with Debian's), GStreamer's webrtcbin
 # with libnice run by Debian's python3 (python3-gi, the gir packages), coturn's turnserver.
 APT_TEST=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils chromium
-          xvfb x11-utils x11-apps tmux
+          xvfb x11-utils x11-apps tmux postgresql redis-server haproxy
           firefox-esr coturn python3-gi gir1.2-gstreamer-1.0
           gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1
           gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad

@@ -10,4 +10,9 @@ echo "== mypy";         mypy || status=1
 echo "== import rules"; lint-imports --no-cache || status=1
 echo "== pytest"
 pytest -q -p no:cacheprovider "$@" || status=$?
+if [[ $# -eq 0 ]]; then
+    # The server suite again with every server on PostgreSQL (the store interface's other side).
+    echo "== pytest tests/server on PostgreSQL"
+    pytest -q -p no:cacheprovider -n 2 --store postgres tests/server || status=$?
+fi
 exit $status

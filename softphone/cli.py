@@ -97,6 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="where the database lives")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
+    db = commands.add_parser(
+        "db",
+        help="the server's database schema",
+        description="Bring the configured store's schema ([store] url, or the SQLite file in the "
+        "data dir) to this version's migrations, or show where it is. `softphone serve` "
+        "migrates by itself; this is for doing it before a deploy.",
+        epilog="examples:\n  softphone db migrate\n  softphone db status",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    db.add_argument("action", choices=["migrate", "status"])
+    db.add_argument("--data-dir", help="where the SQLite database lives")
+
     user = commands.add_parser(
         "user",
         help="manage accounts",
@@ -193,6 +205,17 @@ def _read_password(name: str) -> str:
     if len(password) < 8:
         raise Fail("softphone: passwords need at least 8 characters; nothing changed")
     return password
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from softphone.server.store_open import run_db_command
+
+    config = _with_data_dir(_config(args), args.data_dir)
+    try:
+        print(run_db_command(config, args.action))
+    except (OSError, ValueError) as exc:
+        raise Fail(f"softphone db {args.action}: {exc}") from exc
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -433,7 +456,13 @@ def cmd_tui(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "user": cmd_user, "token": cmd_token, "devices": cmd_devices}
+COMMANDS = {
+    "serve": cmd_serve,
+    "db": cmd_db,
+    "user": cmd_user,
+    "token": cmd_token,
+    "devices": cmd_devices,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

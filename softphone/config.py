@@ -44,6 +44,13 @@ class ServerSection(Section):
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
 
 
+class StoreSection(Section):
+    url: str = ""
+    password_file: str = ""
+    connect_timeout: float = 5.0
+    statement_timeout: float = 5.0
+
+
 class RateLimitSection(Section):
     login_per_minute: int = 10
     anonymous_per_minute: int = 30
@@ -95,6 +102,7 @@ class ClientSection(Section):
 class Config(Section):
     client: ClientSection = msgspec.field(default_factory=ClientSection)
     server: ServerSection = msgspec.field(default_factory=ServerSection)
+    store: StoreSection = msgspec.field(default_factory=StoreSection)
     rate_limits: RateLimitSection = msgspec.field(default_factory=RateLimitSection)
     ice: IceSection = msgspec.field(default_factory=IceSection)
     turn: TurnSection = msgspec.field(default_factory=TurnSection)
@@ -251,6 +259,13 @@ def _check_values(config: Config, text: str, source: str) -> None:
             fail(["server", "trusted_proxies"], f"entry {index}: {entry!r} is not an address")
     if config.client.ca_file and config.client.insecure_skip_tls_verify_for_development:
         fail(["client", "ca_file"], "set ca_file or skip verification, not both")
+    if config.store.url and not config.store.url.startswith(("postgresql://", "postgres://")):
+        fail(["store", "url"], 'must be "" (SQLite) or a postgresql:// URL')
+    if config.store.url and re.match(r"^[a-z]+://[^/@]*:[^/@]*@", config.store.url):
+        fail(["store", "url"], "must not contain a password; use [store] password_file")
+    for name in ("connect_timeout", "statement_timeout"):
+        if getattr(config.store, name) <= 0:
+            fail(["store", name], "must be greater than 0")
     if not valid_camera(config.client.camera):
         fail(["client", "camera"], f"must be {CAMERA_SPECS}")
     if config.turn.urls and not config.turn.secret_file:

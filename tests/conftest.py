@@ -14,14 +14,17 @@ from softphone.config import Config, parse_config
 from softphone.server.app import build_app
 from softphone.server.passwords import hash_password
 from softphone.server.services import SERVICES
-from softphone.server.store import Store
+from softphone.server.store import Storage
 from tests.server.harness import PASSWORD, Party
+
+# --store sqlite|postgres: which store the servers of the server suites use.
+pytest_plugins = ["tests.server.store_backend"]
 
 USERS = {"alice": False, "bob": False, "carol": False, "desk": True}
 _HASH = hash_password(PASSWORD)  # one scrypt for the whole run
 
 
-def seed_users(store: Store) -> None:
+def seed_users(store: Storage) -> None:
     for name, anonymous in USERS.items():
         store.add_user(name, _HASH, anonymous)
 

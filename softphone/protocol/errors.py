@@ -31,6 +31,7 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     TOO_MANY_CALLS = "too_many_calls"
     INTERNAL = "internal_error"
+    SERVICE_UNAVAILABLE = "service_unavailable"
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -57,6 +58,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.TOO_MANY_CALLS: 429,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.SERVICE_UNAVAILABLE: 503,
 }
 
 

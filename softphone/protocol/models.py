@@ -244,6 +244,8 @@ class History(Body):
 
 
 class Health(Body):
-    status: str
+    status: str  # "ok", or "unavailable" (503) when the store or the bus cannot be reached
     version: str
     uptime: float
+    store: str = "ok"  # "ok" or "unreachable"
+    bus: str = "none"  # "none" (in-process hub), "ok" or "unreachable"

@@ -10,9 +10,9 @@ from pathlib import Path
 from types import TracebackType
 
 from softphone.config import Config
-from softphone.server.app import database_path
 from softphone.server.passwords import hash_password
-from softphone.server.store import Store, User
+from softphone.server.store_open import open_store
+from softphone.server.store_rows import User
 
 NAME_RULE = "user names are 1-64 letters, digits, '.', '-' or '_'"
 
@@ -29,7 +29,7 @@ class Accounts:
     """The users of the server whose data directory `config` names (open until `close`)."""
 
     def __init__(self, config: Config) -> None:
-        self._store = Store(database_path(config))
+        self._store = open_store(config)
 
     @classmethod
     def in_directory(cls, data_dir: Path) -> Accounts:

@@ -26,7 +26,8 @@ from softphone.server.auth import Sessions
 from softphone.server.calls import CallService, new_call_id
 from softphone.server.errors import ApiError
 from softphone.server.hub import Hub, Subscription
-from softphone.server.store import CallRow, Session, Store
+from softphone.server.storage import Storage
+from softphone.server.store_rows import CallRow, Session
 from softphone.server.tokens import TokenClaims, TokenError, TokenFormat, parse_key, verify_token
 
 log = logging.getLogger("softphone.server.anonymous")
@@ -77,7 +78,7 @@ class AnonymousCall:
 class AnonymousService:
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         sessions: Sessions,
         hub: Hub,
         calls: CallService,

@@ -7,12 +7,11 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from softphone.config import Config, default_data_dir
+from softphone.config import Config
 from softphone.server import (
     routes_anonymous,
     routes_calls,
@@ -31,27 +30,23 @@ from softphone.server.ice import IceProvider
 from softphone.server.metrics import METRICS_KEY, Metrics
 from softphone.server.ratelimit import RateLimiter
 from softphone.server.services import SERVICES, Services
-from softphone.server.store import Store
+from softphone.server.storage import Storage
+from softphone.server.store_open import database_path, open_store
 
 log = logging.getLogger("softphone.server")
+
+__all__ = ["ROUTE_MODULES", "build_app", "build_services", "database_path", "trusted_proxies"]
 
 # Importing the route modules registers their endpoints.
 ROUTE_MODULES = (routes_sessions, routes_calls, routes_anonymous, routes_misc, routes_web)
 SWEEP_INTERVAL = 1.0
 
 
-def database_path(config: Config) -> Path:
-    base = (
-        Path(config.server.data_dir).expanduser() if config.server.data_dir else default_data_dir()
-    )
-    return base / "server.sqlite3"
-
-
 def trusted_proxies(config: Config) -> TrustedProxies:
     return TrustedProxies(parse_networks(config.server.trusted_proxies))
 
 
-def build_services(config: Config, store: Store) -> Services:
+def build_services(config: Config, store: Storage) -> Services:
     server = config.server
     sessions = Sessions(store, server.session_ttl)
     hub = Hub(
@@ -116,9 +111,9 @@ def build_services(config: Config, store: Store) -> Services:
     )
 
 
-def build_app(config: Config, store: Store | None = None) -> web.Application:
-    """The server app. `store` defaults to the SQLite file under the configured data dir."""
-    store = store or Store(database_path(config))
+def build_app(config: Config, store: Storage | None = None) -> web.Application:
+    """The server app. `store` defaults to the configured one (`open_store`)."""
+    store = store or open_store(config)
     services = build_services(config, store)
     proxies = trusted_proxies(config)
     # The forwarded-headers middleware runs first so errors and limits see the real client.

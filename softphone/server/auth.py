@@ -11,7 +11,8 @@ from aiohttp import web
 from softphone.protocol.errors import ErrorCode
 from softphone.server.errors import ApiError
 from softphone.server.passwords import DUMMY_HASH, new_token, token_hash, verify_password
-from softphone.server.store import Session, Store
+from softphone.server.storage import Storage
+from softphone.server.store_rows import Session
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -23,7 +24,7 @@ def bearer_token(request: web.Request) -> str | None:
 
 
 class Sessions:
-    def __init__(self, store: Store, ttl: float) -> None:
+    def __init__(self, store: Storage, ttl: float) -> None:
         self._store = store
         self._ttl = ttl
         self._by_hash: dict[str, Session] = {s.token_hash: s for s in store.sessions(time.time())}

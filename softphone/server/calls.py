@@ -31,7 +31,8 @@ from softphone.protocol.frames import (
 from softphone.protocol.models import CallInfo, HistoryEntry, Media, ServerCallState
 from softphone.server.errors import ApiError
 from softphone.server.hub import Hub
-from softphone.server.store import CallRow, Session, Store
+from softphone.server.storage import Storage
+from softphone.server.store_rows import CallRow, Session
 
 DTMF_DIGITS = re.compile(r"[0-9*#A-Da-d,]{1,64}")
 MAX_SDP = 60_000
@@ -108,7 +109,7 @@ def check_sdp(sdp: str) -> None:
 
 class CallService:
     def __init__(
-        self, store: Store, hub: Hub, *, domain: str, ring_timeout: float, max_live_calls: int
+        self, store: Storage, hub: Hub, *, domain: str, ring_timeout: float, max_live_calls: int
     ) -> None:
         self._store = store
         self._hub = hub

@@ -16,6 +16,7 @@ from softphone.protocol.errors import ErrorCode
 from softphone.protocol.models import MAX_SDP, ErrorBody, ErrorDetail
 from softphone.server.errors import ApiError
 from softphone.server.metrics import METRICS_KEY
+from softphone.server.store_rows import StoreUnavailable
 
 log = logging.getLogger("softphone.server")
 
@@ -113,6 +114,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return response
     except web.HTTPException:
         raise
+    except StoreUnavailable as exc:
+        # The store (or bus) is down for now: the client retries after Retry-After.
+        metrics.error(ErrorCode.SERVICE_UNAVAILABLE.value)
+        return error_response(ErrorCode.SERVICE_UNAVAILABLE, str(exc), 503, retry_after=1.0)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         metrics.error(ErrorCode.INTERNAL.value)

@@ -38,7 +38,8 @@ from softphone.protocol.frames import (
 from softphone.server.auth import Sessions, bearer_token
 from softphone.server.connection import CLOSE_TIMEOUT, Connection
 from softphone.server.errors import ApiError
-from softphone.server.store import Session, Store, SubscriptionRow
+from softphone.server.storage import Storage
+from softphone.server.store_rows import Session, SubscriptionRow
 
 log = logging.getLogger("softphone.server.hub")
 
@@ -70,7 +71,7 @@ class Subscription:
 class Hub:
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         sessions: Sessions,
         *,
         resume_window: float,

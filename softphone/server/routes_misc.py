@@ -20,11 +20,26 @@ MAX_HISTORY_PAGE = 200
 MAX_HISTORY_OFFSET = 10**9  # SQLite integers overflow long before any real history would
 
 
-@endpoint("GET", "/v1/health", "Liveness", response=Health, auth="none")
+@endpoint(
+    "GET",
+    "/v1/health",
+    "Liveness, and whether the store can be reached",
+    response=Health,
+    auth="none",
+)
 async def health(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
+    store = "ok" if services.store.ping() else "unreachable"
+    ok = store == "ok"
+    # 503 takes a process that cannot reach its store out of a load balancer's rotation.
     return json_response(
-        Health(status="ok", version=__version__, uptime=round(time.time() - services.started_at, 3))
+        Health(
+            status="ok" if ok else "unavailable",
+            version=__version__,
+            uptime=round(time.time() - services.started_at, 3),
+            store=store,
+        ),
+        200 if ok else 503,
     )
 
 

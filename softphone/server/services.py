@@ -14,13 +14,13 @@ from softphone.server.hub import Hub
 from softphone.server.ice import IceProvider
 from softphone.server.metrics import Metrics
 from softphone.server.ratelimit import RateLimiter
-from softphone.server.store import Store
+from softphone.server.storage import Storage
 
 
 @dataclass
 class Services:
     config: Config
-    store: Store
+    store: Storage
     sessions: Sessions
     hub: Hub
     calls: CallService

@@ -58,6 +58,7 @@ def test_example_documents_every_key() -> None:
     sections = _sections()
     assert {name for name, _, _ in sections} == {
         "server",
+        "store",
         "rate_limits",
         "ice",
         "turn",

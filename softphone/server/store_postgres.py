@@ -1,0 +1,311 @@
+"""The PostgreSQL store, for several server processes sharing one database (psycopg 3).
+
+Why psycopg 3 and its synchronous connection rather than asyncpg: the store interface is
+synchronous on purpose (check-write-notify without an await point, see store.py), so the
+driver must offer a blocking API; asyncpg has none. A loopback round trip to PostgreSQL costs a
+few hundred microseconds of loop time, measured by benchmarks/signaling.py; psycopg's binary
+wheel needs no compiler or libpq package. Statements autocommit; several rows that change
+together share a transaction.
+
+Faults: any connection error closes the connection and raises `StoreUnavailable` (the request
+gets 503); the next use reconnects, at most once per RECONNECT_INTERVAL, so a database that is
+back is used again by itself. A statement is never retried blindly: it may have been applied.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from softphone.server.migrations import migrate_postgres
+from softphone.server.store_rows import CallRow, Session, StoreUnavailable, SubscriptionRow, User
+
+log = logging.getLogger("softphone.server.store")
+
+RECONNECT_INTERVAL = 0.5
+Row = dict[str, Any]
+
+_CALL_COLUMNS = (
+    "id, caller, callee, caller_session, callee_session, state, audio, video, anonymous, "
+    "display_name, offer_sdp, pending_update, created_at, answered_at, ended_at, end_reason"
+)
+_CALL_UPDATE = ", ".join(
+    f"{c} = EXCLUDED.{c}" for c in _CALL_COLUMNS.replace(" ", "").split(",") if c != "id"
+)
+
+
+def _user(row: Row) -> User:
+    return User(row["name"], row["password_hash"], row["allow_anonymous"], row["created_at"])
+
+
+def _call(row: Row) -> CallRow:
+    return CallRow(**row)
+
+
+class PostgresStore:
+    """`Store` on PostgreSQL. `conninfo` is a libpq URL or key=value string without a password;
+    the password, if any, comes separately (from a file), so it is never in a URL or a log."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        password: str | None = None,
+        connect_timeout: float = 5.0,
+        statement_timeout: float = 5.0,
+        migrate: bool = True,
+    ) -> None:
+        self._conninfo = conninfo
+        self._password = password
+        self._connect_timeout = connect_timeout
+        self._statement_timeout = statement_timeout
+        self._db: psycopg.Connection[Row] | None = None
+        self._next_attempt = 0.0
+        try:  # at start, an unreachable database is an error at once
+            self._db = self._connect()
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot connect to the database {conninfo}: {exc}") from exc
+        if migrate:
+            migrate_postgres(self._db)
+
+    def _connect(self) -> psycopg.Connection[Row]:
+        extra: dict[str, Any] = {}
+        if self._password is not None:
+            extra["password"] = self._password
+        return psycopg.connect(
+            self._conninfo,
+            autocommit=True,
+            row_factory=dict_row,
+            connect_timeout=max(1, round(self._connect_timeout)),
+            # A stuck statement must not hold the event loop for long.
+            options=f"-c statement_timeout={int(self._statement_timeout * 1000)}",
+            application_name="softphone",
+            **extra,
+        )
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _conn(self) -> psycopg.Connection[Row]:
+        if self._db is not None and not self._db.closed:
+            return self._db
+        now = time.monotonic()
+        if now < self._next_attempt:
+            raise StoreUnavailable("the database is unreachable; retrying shortly")
+        self._next_attempt = now + RECONNECT_INTERVAL
+        try:
+            self._db = self._connect()
+        except psycopg.Error as exc:
+            raise StoreUnavailable(
+                f"the database is unreachable: {exc.__class__.__name__}"
+            ) from exc
+        log.warning("reconnected to the database")
+        return self._db
+
+    def _lost(self, exc: psycopg.Error) -> StoreUnavailable:
+        log.warning("database connection lost (%s); requests get 503 until it is back", exc)
+        if self._db is not None:
+            self._db.close()
+        self._db = None
+        return StoreUnavailable(f"the database is unreachable: {exc.__class__.__name__}")
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Row]:
+        db = self._conn()
+        try:
+            return db.execute(sql, params)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise self._lost(exc) from exc
+
+    def _many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Statements in one transaction; their row counts."""
+        db = self._conn()
+        try:
+            with db.transaction():
+                return [db.execute(sql, params).rowcount for sql, params in statements]
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise self._lost(exc) from exc
+
+    def ping(self) -> bool:
+        try:
+            return self._run("SELECT 1").fetchone() is not None
+        except StoreUnavailable:
+            return False
+
+    def schema_version(self) -> int:
+        row = self._run("SELECT max(version) AS v FROM schema_migrations").fetchone()
+        return int(row["v"]) if row and row["v"] is not None else 0
+
+    # -- users -----------------------------------------------------------------------------
+
+    def add_user(self, name: str, password_hash: str, allow_anonymous: bool) -> bool:
+        cursor = self._run(
+            "INSERT INTO users VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+            (name, password_hash, allow_anonymous, time.time()),
+        )
+        return cursor.rowcount == 1
+
+    def get_user(self, name: str) -> User | None:
+        row = self._run("SELECT * FROM users WHERE name = %s", (name,)).fetchone()
+        return _user(row) if row else None
+
+    def list_users(self) -> list[User]:
+        return [_user(r) for r in self._run("SELECT * FROM users ORDER BY name").fetchall()]
+
+    def update_user(
+        self, name: str, *, password_hash: str | None = None, allow_anonymous: bool | None = None
+    ) -> bool:
+        cursor = self._run(
+            "UPDATE users SET password_hash = coalesce(%s, password_hash), "
+            "allow_anonymous = coalesce(%s, allow_anonymous) WHERE name = %s",
+            (password_hash or None, allow_anonymous, name),
+        )
+        return cursor.rowcount == 1
+
+    def remove_user(self, name: str) -> bool:
+        counts = self._many(
+            [
+                ("DELETE FROM users WHERE name = %s", (name,)),
+                ('DELETE FROM sessions WHERE "user" = %s AND NOT anonymous', (name,)),
+                ('DELETE FROM subscriptions WHERE "user" = %s', (name,)),
+            ]
+        )
+        return counts[0] > 0
+
+    # -- sessions and subscriptions ----------------------------------------------------------
+
+    def add_session(self, session: Session) -> None:
+        self._run(
+            "INSERT INTO sessions VALUES (%s, %s, %s, %s, %s, %s)",
+            (
+                session.token_hash,
+                session.user,
+                session.anonymous,
+                session.call_id,
+                session.created_at,
+                session.expires_at,
+            ),
+        )
+
+    def remove_session(self, token_hash: str) -> None:
+        self._many(
+            [
+                ("DELETE FROM sessions WHERE token_hash = %s", (token_hash,)),
+                ("DELETE FROM subscriptions WHERE session_hash = %s", (token_hash,)),
+            ]
+        )
+
+    def sessions(self, now: float) -> Iterator[Session]:
+        self._run("DELETE FROM sessions WHERE expires_at <= %s", (now,))
+        for r in self._run("SELECT * FROM sessions").fetchall():
+            yield Session(
+                r["token_hash"],
+                r["user"],
+                r["anonymous"],
+                r["call_id"],
+                r["created_at"],
+                r["expires_at"],
+            )
+
+    def put_subscription(self, sub: SubscriptionRow) -> None:
+        self._run(
+            "INSERT INTO subscriptions VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO "
+            'UPDATE SET session_hash = EXCLUDED.session_hash, "user" = EXCLUDED."user", '
+            "services = EXCLUDED.services, created_at = EXCLUDED.created_at, "
+            "expires_at = EXCLUDED.expires_at",
+            (
+                sub.id,
+                sub.session_hash,
+                sub.user,
+                json.dumps(sub.services),
+                sub.created_at,
+                sub.expires_at,
+            ),
+        )
+
+    def remove_subscription(self, sub_id: str) -> None:
+        self._run("DELETE FROM subscriptions WHERE id = %s", (sub_id,))
+
+    def subscriptions(self, now: float) -> list[SubscriptionRow]:
+        self._run("DELETE FROM subscriptions WHERE expires_at <= %s", (now,))
+        return [
+            SubscriptionRow(
+                r["id"],
+                r["session_hash"],
+                r["user"],
+                json.loads(r["services"]),
+                r["created_at"],
+                r["expires_at"],
+            )
+            for r in self._run("SELECT * FROM subscriptions ORDER BY created_at").fetchall()
+        ]
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def put_call(self, call: CallRow) -> None:
+        self._run(
+            f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            f"ON CONFLICT (id) DO UPDATE SET {_CALL_UPDATE}",
+            (
+                call.id,
+                call.caller,
+                call.callee,
+                call.caller_session,
+                call.callee_session,
+                call.state,
+                call.audio,
+                call.video,
+                call.anonymous,
+                call.display_name,
+                call.offer_sdp,
+                call.pending_update,
+                call.created_at,
+                call.answered_at,
+                call.ended_at,
+                call.end_reason,
+            ),
+        )
+
+    def live_calls(self) -> list[CallRow]:
+        rows = self._run(
+            f"SELECT {_CALL_COLUMNS} FROM calls WHERE state <> 'Ended' ORDER BY created_at"
+        ).fetchall()
+        return [_call(r) for r in rows]
+
+    def get_call(self, call_id: str) -> CallRow | None:
+        row = self._run(f"SELECT {_CALL_COLUMNS} FROM calls WHERE id = %s", (call_id,)).fetchone()
+        return _call(row) if row else None
+
+    def history(self, user: str, limit: int, offset: int) -> list[CallRow]:
+        rows = self._run(
+            f"SELECT {_CALL_COLUMNS} FROM calls "
+            "WHERE (caller = %s AND NOT anonymous) OR callee = %s "
+            "ORDER BY created_at DESC LIMIT %s OFFSET %s",
+            (user, user, limit, offset),
+        ).fetchall()
+        return [_call(r) for r in rows]
+
+    # -- replay cache ------------------------------------------------------------------------
+
+    def token_used(self, key: str) -> bool:
+        return self._run("SELECT 1 FROM used_tokens WHERE key = %s", (key,)).fetchone() is not None
+
+    def use_token(self, key: str, expires_at: float, now: float) -> bool:
+        counts = self._many(
+            [
+                ("DELETE FROM used_tokens WHERE expires_at <= %s", (now,)),
+                (
+                    "INSERT INTO used_tokens VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                    (key, expires_at),
+                ),
+            ]
+        )
+        return counts[1] == 1
