@@ -139,7 +139,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     sweeper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sweeper
-    services.calls.stop()
+    await services.calls.stop()
     services.sessions.close()
     services.store.close()
 

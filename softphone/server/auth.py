@@ -11,7 +11,7 @@ from aiohttp import web
 from softphone.protocol.errors import ErrorCode
 from softphone.server.errors import ApiError
 from softphone.server.passwords import DUMMY_HASH, new_token, token_hash, verify_password
-from softphone.server.storage import Storage
+from softphone.server.storage import SharedStore, Storage
 from softphone.server.store_rows import Session
 
 
@@ -24,10 +24,15 @@ def bearer_token(request: web.Request) -> str | None:
 
 
 class Sessions:
-    def __init__(self, store: Storage, ttl: float) -> None:
+    def __init__(self, store: Storage, ttl: float, *, shared: SharedStore | None = None) -> None:
         self._store = store
         self._ttl = ttl
-        self._by_hash: dict[str, Session] = {s.token_hash: s for s in store.sessions(time.time())}
+        # With several processes, a session made or revoked by another one must count here at
+        # once: every lookup reads the shared store (one primary-key read) instead of a cache.
+        self._shared = shared
+        self._by_hash: dict[str, Session] = (
+            {} if shared else {s.token_hash: s for s in store.sessions(time.time())}
+        )
         # scrypt uses 16 MiB per hash; two threads bound both the memory each pooled thread
         # keeps and the CPU a login storm can take from call signaling.
         self._hasher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="password")
@@ -53,12 +58,18 @@ class Sessions:
         now = time.time()
         session = Session(token_hash(token), user, anonymous, call_id, now, now + ttl)
         self._store.add_session(session)
-        self._by_hash[session.token_hash] = session
+        if self._shared is None:
+            self._by_hash[session.token_hash] = session
         return token, session
+
+    def _session(self, session_hash: str) -> Session | None:
+        if self._shared is not None:
+            return self._shared.get_session(session_hash)
+        return self._by_hash.get(session_hash)
 
     def lookup(self, token: str) -> Session | None:
         """The live session for a token, or None (unknown, expired, or account removed)."""
-        session = self._by_hash.get(token_hash(token))
+        session = self._session(token_hash(token))
         if session is None or session.expires_at <= time.time():
             return None
         return session if self._account_exists(session) else None
@@ -71,10 +82,10 @@ class Sessions:
         return False
 
     def get(self, session_hash: str) -> Session | None:
-        return self._by_hash.get(session_hash)
+        return self._session(session_hash)
 
     def is_valid(self, session_hash: str, now: float) -> bool:
-        session = self._by_hash.get(session_hash)
+        session = self._session(session_hash)
         return session is not None and session.expires_at > now
 
     def require(self, request: web.Request) -> Session:
@@ -83,7 +94,7 @@ class Sessions:
             raise ApiError(
                 ErrorCode.UNAUTHORIZED, "missing credentials: send 'Authorization: Bearer <token>'"
             )
-        session = self._by_hash.get(token_hash(token))
+        session = self._session(token_hash(token))
         if session is None:
             raise ApiError(ErrorCode.UNAUTHORIZED, "unknown or revoked token; log in again")
         if session.expires_at <= time.time():
@@ -105,7 +116,10 @@ class Sessions:
         self._store.remove_session(session_hash)
 
     def revoke_user(self, user: str) -> list[str]:
-        hashes = [h for h, s in self._by_hash.items() if s.user == user and not s.anonymous]
+        if self._shared is not None:
+            hashes = self._shared.sessions_of(user)
+        else:
+            hashes = [h for h, s in self._by_hash.items() if s.user == user and not s.anonymous]
         for h in hashes:
             self.revoke(h)
         return hashes
@@ -114,4 +128,8 @@ class Sessions:
         self._hasher.shutdown(wait=False, cancel_futures=True)
 
     def expired(self, now: float) -> list[str]:
+        if self._shared is not None:
+            # Their subscriptions are taken by the hub's sweep; the rows just go.
+            self._shared.delete_expired_sessions(now)
+            return []
         return [h for h, s in self._by_hash.items() if s.expires_at <= now]

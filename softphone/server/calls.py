@@ -8,12 +8,13 @@ a change that was not kept.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import re
 import secrets
 import time
 from collections.abc import Callable
 from enum import Enum
+from typing import ParamSpec, TypeVar
 
 from softphone.protocol.errors import ErrorCode
 from softphone.protocol.frames import (
@@ -29,11 +30,14 @@ from softphone.protocol.frames import (
     EndReason,
 )
 from softphone.protocol.models import CallInfo, HistoryEntry, Media, ServerCallState
+from softphone.server.call_table import CallTable, LocalCalls, LocalTimers, RingTimers
 from softphone.server.errors import ApiError
 from softphone.server.hub import Hub
 from softphone.server.storage import Storage
 from softphone.server.store_rows import CallRow, Session
 
+P = ParamSpec("P")
+R = TypeVar("R")
 DTMF_DIGITS = re.compile(r"[0-9*#A-Da-d,]{1,64}")
 MAX_SDP = 60_000
 
@@ -107,37 +111,60 @@ def check_sdp(sdp: str) -> None:
         )
 
 
+def _atomic(action: Callable[P, R]) -> Callable[P, R]:
+    """Run a CallService action inside its call table's `atomic()` (shared: one transaction
+    that row-locks the call; in-process: nothing, the loop already serialises actions)."""
+
+    @functools.wraps(action)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        service = args[0]
+        assert isinstance(service, CallService)
+        with service._table.atomic():
+            return action(*args, **kwargs)
+
+    return run
+
+
 class CallService:
     def __init__(
-        self, store: Storage, hub: Hub, *, domain: str, ring_timeout: float, max_live_calls: int
+        self,
+        store: Storage,
+        hub: Hub,
+        *,
+        domain: str,
+        ring_timeout: float,
+        max_live_calls: int,
+        table: CallTable | None = None,
+        timers: RingTimers | None = None,
     ) -> None:
         self._store = store
         self._hub = hub
         self._domain = domain
         self._ring_timeout = ring_timeout
         self._max_live = max_live_calls
-        self._live: dict[str, CallRow] = {c.id: c for c in store.live_calls()}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._table: CallTable = table or LocalCalls(store)
+        self._timers: RingTimers = timers or LocalTimers()
         self.setups = 0
         self.started = 0
         self.on_ended: Callable[[CallRow], None] = lambda call: None
         hub.on_device_gone = self.device_gone
 
     def start(self) -> None:
-        """Re-arm ring timers for calls that were ringing when the server stopped."""
-        now = time.time()
-        for call in self._live.values():
-            if call.state in UNANSWERED:
-                self._arm(call, max(0.0, call.created_at + self._ring_timeout - now))
+        """Start the ring timers; in-process, re-arm those of calls that were ringing when the
+        server stopped (shared timers live on in Redis)."""
+        self._timers.start(self._ring_timeout_fired)
+        if isinstance(self._table, LocalCalls):
+            now = time.time()
+            for call in self._table.all_live():
+                if call.state in UNANSWERED:
+                    self._arm(call, max(0.0, call.created_at + self._ring_timeout - now))
 
-    def stop(self) -> None:
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+    async def stop(self) -> None:
+        await self._timers.stop()
 
     @property
     def live_count(self) -> int:
-        return len(self._live)
+        return self._table.count
 
     def normalise(self, address: str) -> str:
         """`sip:alice@domain`, `alice@domain` and `alice` all name the local user alice."""
@@ -152,7 +179,7 @@ class CallService:
     # -- lookups and checks ------------------------------------------------------------------
 
     def _find(self, session: Session, call_id: str) -> CallRow:
-        call = self._live.get(call_id) or self._store.get_call(call_id)
+        call = self._table.find(call_id)
         if call is None:
             raise ApiError(ErrorCode.NOT_FOUND, f"no call with id {call_id!r}")
         if session.anonymous and session.call_id != call.id:
@@ -186,6 +213,7 @@ class CallService:
 
     # -- actions -----------------------------------------------------------------------------
 
+    @_atomic
     def make(
         self,
         session: Session,
@@ -234,6 +262,7 @@ class CallService:
         self._arm(call, self._ring_timeout)
         return call
 
+    @_atomic
     def ringing(self, session: Session, call_id: str) -> CallRow:
         call = self._find(session, call_id)
         self._require_role(session, call, Role.CALLEE, "send ringing for")
@@ -244,6 +273,7 @@ class CallService:
             self._hub.to_session(call.caller_session, CallRinging(call_id=call.id))
         return call
 
+    @_atomic
     def answer(self, session: Session, call_id: str, sdp: str) -> CallRow:
         check_sdp(sdp)
         call = self._find(session, call_id)
@@ -263,6 +293,7 @@ class CallService:
         )
         return call
 
+    @_atomic
     def reject(self, session: Session, call_id: str) -> CallRow:
         call = self._find(session, call_id)
         self._require_role(session, call, Role.CALLEE, "reject")
@@ -276,6 +307,7 @@ class CallService:
         )
         return call
 
+    @_atomic
     def end(self, session: Session, call_id: str) -> CallRow:
         call = self._find(session, call_id)
         role = self._role(session, call)
@@ -294,6 +326,7 @@ class CallService:
             )
         return call
 
+    @_atomic
     def update(self, session: Session, call_id: str, sdp: str) -> CallRow:
         check_sdp(sdp)
         call = self._find(session, call_id)
@@ -310,6 +343,7 @@ class CallService:
         self._hub.to_session(self._other_session(call, role), CallUpdate(call_id=call.id, sdp=sdp))
         return call
 
+    @_atomic
     def update_answer(self, session: Session, call_id: str, sdp: str) -> CallRow:
         check_sdp(sdp)
         call = self._find(session, call_id)
@@ -324,6 +358,7 @@ class CallService:
         )
         return call
 
+    @_atomic
     def dtmf(self, session: Session, call_id: str, digits: str, duration_ms: int) -> CallRow:
         if not DTMF_DIGITS.fullmatch(digits):
             raise ApiError(
@@ -340,6 +375,7 @@ class CallService:
         )
         return call
 
+    @_atomic
     def forward(self, session: Session, call_id: str, to: str) -> CallRow:
         if session.anonymous:
             raise ApiError(ErrorCode.ANONYMOUS_NOT_ALLOWED, "anonymous parties cannot forward")
@@ -376,26 +412,23 @@ class CallService:
 
     def live_calls(self, session: Session) -> list[CallRow]:
         if session.anonymous:
-            call = self._live.get(session.call_id or "")
+            call = self._table.live(session.call_id or "")
             return [call] if call else []
-        return [
-            c
-            for c in self._live.values()
-            if session.user == c.callee or (session.user == c.caller and not c.anonymous)
-        ]
+        return self._table.visible_to(session.user)
 
     def history(self, user: str, limit: int, offset: int) -> list[CallRow]:
         return self._store.history(user, limit, offset)
 
     # -- endings from outside a request ------------------------------------------------------
 
+    @_atomic
     def device_gone(self, session_hash: str, reason: EndReason) -> None:
         """A device is unreachable (`connection_lost`) or left (`hangup`): end its calls.
 
         Unanswered calls it was only ringing on are left to its user's other devices and the
         ring timeout.
         """
-        for call in list(self._live.values()):
+        for call in self._table.of_session(session_hash):
             if call.caller_session == session_hash:
                 self._end_for_departure(call, Role.CALLER, reason)
             elif call.callee_session == session_hash:
@@ -412,9 +445,9 @@ class CallService:
                 self._other_session(call, gone), CallEnded(call_id=call.id, reason=reason)
             )
 
+    @_atomic
     def _ring_timeout_fired(self, call_id: str) -> None:
-        self._timers.pop(call_id, None)
-        call = self._live.get(call_id)
+        call = self._table.live(call_id)
         if call is None or call.state not in UNANSWERED:
             return
         self._finish(call, EndReason.NO_ANSWER)
@@ -431,11 +464,7 @@ class CallService:
 
     def _live_for(self, user: str) -> int:
         # An anonymous caller's label is not an account: it never counts against one.
-        return sum(
-            1
-            for c in self._live.values()
-            if c.callee == user or (c.caller == user and not c.anonymous)
-        )
+        return self._table.count_for(user)
 
     @staticmethod
     def _other_session(call: CallRow, role: Role) -> str:
@@ -454,18 +483,10 @@ class CallService:
         self.on_ended(call)
 
     def _save(self, call: CallRow) -> None:
-        self._store.put_call(call)
-        if call.state == ServerCallState.ENDED.value:
-            self._live.pop(call.id, None)
-        else:
-            self._live[call.id] = call
+        self._table.save(call)
 
     def _arm(self, call: CallRow, delay: float) -> None:
-        self._disarm(call.id)
-        loop = asyncio.get_running_loop()
-        self._timers[call.id] = loop.call_later(delay, self._ring_timeout_fired, call.id)
+        self._timers.arm(call.id, delay)
 
     def _disarm(self, call_id: str) -> None:
-        timer = self._timers.pop(call_id, None)
-        if timer is not None:
-            timer.cancel()
+        self._timers.disarm(call_id)

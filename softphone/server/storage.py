@@ -14,6 +14,7 @@ requests answer with 503 `service_unavailable`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from softphone.server.store_rows import CallRow, Session, SubscriptionRow, User
@@ -83,3 +84,32 @@ class Storage(Protocol):
     def use_token(self, key: str, expires_at: float, now: float) -> bool:
         """Record a token set as used; False if it was used before (a replay)."""
         ...
+
+
+class SharedStore(Storage, Protocol):
+    """What a store shared by several server processes adds (PostgresStore): transactions with
+    row locks for call state, and reads of what other processes wrote, instead of caches."""
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def lock_call(self, call_id: str) -> CallRow | None: ...
+
+    def live_calls_of(
+        self, *, user: str | None = None, session: str | None = None
+    ) -> list[CallRow]: ...
+
+    def live_count(self) -> int: ...
+
+    def get_session(self, token_hash: str) -> Session | None: ...
+
+    def sessions_of(self, user: str) -> list[str]: ...
+
+    def delete_expired_sessions(self, now: float) -> None: ...
+
+    def get_subscription(self, sub_id: str) -> SubscriptionRow | None: ...
+
+    def subscription_of_session(self, session_hash: str) -> SubscriptionRow | None: ...
+
+    def subscriptions_of(self, user: str) -> list[SubscriptionRow]: ...
+
+    def take_expired_subscriptions(self, now: float) -> list[tuple[SubscriptionRow, bool]]: ...

@@ -14,6 +14,7 @@ back is used again by itself. A statement is never retried blindly: it may have 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -46,6 +47,17 @@ def _user(row: Row) -> User:
 
 def _call(row: Row) -> CallRow:
     return CallRow(**row)
+
+
+def _subscription(r: Row) -> SubscriptionRow:
+    return SubscriptionRow(
+        r["id"],
+        r["session_hash"],
+        r["user"],
+        json.loads(r["services"]),
+        r["created_at"],
+        r["expires_at"],
+    )
 
 
 class PostgresStore:
@@ -235,17 +247,8 @@ class PostgresStore:
 
     def subscriptions(self, now: float) -> list[SubscriptionRow]:
         self._run("DELETE FROM subscriptions WHERE expires_at <= %s", (now,))
-        return [
-            SubscriptionRow(
-                r["id"],
-                r["session_hash"],
-                r["user"],
-                json.loads(r["services"]),
-                r["created_at"],
-                r["expires_at"],
-            )
-            for r in self._run("SELECT * FROM subscriptions ORDER BY created_at").fetchall()
-        ]
+        rows = self._run("SELECT * FROM subscriptions ORDER BY created_at").fetchall()
+        return [_subscription(r) for r in rows]
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -309,3 +312,95 @@ class PostgresStore:
             ]
         )
         return counts[1] == 1
+
+    # -- what several processes share (SharedStore) ------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Statements inside share one transaction (nested: a savepoint)."""
+        db = self._conn()
+        try:
+            with db.transaction():
+                yield
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise self._lost(exc) from exc
+
+    def lock_call(self, call_id: str) -> CallRow | None:
+        """The call's row, locked until the enclosing transaction ends: the one authority
+        over a call's state across processes (a second answer waits here, then sees the first
+        one's result)."""
+        row = self._run(
+            f"SELECT {_CALL_COLUMNS} FROM calls WHERE id = %s FOR UPDATE", (call_id,)
+        ).fetchone()
+        return _call(row) if row else None
+
+    def live_calls_of(
+        self, *, user: str | None = None, session: str | None = None
+    ) -> list[CallRow]:
+        if session is not None:
+            rows = self._run(
+                f"SELECT {_CALL_COLUMNS} FROM calls WHERE state <> 'Ended' AND "
+                "(caller_session = %s OR callee_session = %s) ORDER BY created_at",
+                (session, session),
+            ).fetchall()
+        else:
+            rows = self._run(
+                f"SELECT {_CALL_COLUMNS} FROM calls WHERE state <> 'Ended' AND "
+                "(callee = %s OR (caller = %s AND NOT anonymous)) ORDER BY created_at",
+                (user, user),
+            ).fetchall()
+        return [_call(r) for r in rows]
+
+    def live_count(self) -> int:
+        row = self._run("SELECT count(*) AS n FROM calls WHERE state <> 'Ended'").fetchone()
+        return int(row["n"]) if row else 0
+
+    def get_session(self, token_hash: str) -> Session | None:
+        r = self._run("SELECT * FROM sessions WHERE token_hash = %s", (token_hash,)).fetchone()
+        if r is None:
+            return None
+        return Session(
+            r["token_hash"],
+            r["user"],
+            r["anonymous"],
+            r["call_id"],
+            r["created_at"],
+            r["expires_at"],
+        )
+
+    def sessions_of(self, user: str) -> list[str]:
+        rows = self._run(
+            'SELECT token_hash FROM sessions WHERE "user" = %s AND NOT anonymous', (user,)
+        ).fetchall()
+        return [r["token_hash"] for r in rows]
+
+    def delete_expired_sessions(self, now: float) -> None:
+        self._run("DELETE FROM sessions WHERE expires_at <= %s", (now,))
+
+    def get_subscription(self, sub_id: str) -> SubscriptionRow | None:
+        r = self._run("SELECT * FROM subscriptions WHERE id = %s", (sub_id,)).fetchone()
+        return _subscription(r) if r else None
+
+    def subscription_of_session(self, session_hash: str) -> SubscriptionRow | None:
+        r = self._run(
+            "SELECT * FROM subscriptions WHERE session_hash = %s", (session_hash,)
+        ).fetchone()
+        return _subscription(r) if r else None
+
+    def subscriptions_of(self, user: str) -> list[SubscriptionRow]:
+        rows = self._run(
+            'SELECT * FROM subscriptions WHERE "user" = %s ORDER BY created_at', (user,)
+        ).fetchall()
+        return [_subscription(r) for r in rows]
+
+    def take_expired_subscriptions(self, now: float) -> list[tuple[SubscriptionRow, bool]]:
+        """Delete and return subscriptions past their expiry or whose session is gone or
+        expired, with True when it is the session. DELETE ... RETURNING: each row goes to
+        exactly one of the processes sweeping at the same moment."""
+        rows = self._run(
+            "DELETE FROM subscriptions s WHERE s.expires_at <= %s OR NOT EXISTS "
+            "(SELECT 1 FROM sessions x WHERE x.token_hash = s.session_hash AND x.expires_at > %s) "
+            "RETURNING s.*, s.expires_at > %s AS session_gone",
+            (now, now, now),
+        ).fetchall()
+        return [(_subscription(r), bool(r["session_gone"])) for r in rows]
