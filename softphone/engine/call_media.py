@@ -21,7 +21,12 @@ from aiortc import MediaStreamTrack, RTCRtpReceiver
 
 from softphone.engine.context import CallContext
 from softphone.engine.errors import EngineErrorCode, ErrorInfo
-from softphone.engine.events import CallDtmf, MediaError, MediaSourceMuted, MediaSourceUnmuted
+from softphone.engine.events import (
+    CallDtmfReceived,
+    MediaError,
+    MediaSourceMuted,
+    MediaSourceUnmuted,
+)
 from softphone.media.audio_receive import AudioReceiveStream, PulledTrack
 from softphone.media.audio_sink import AudioSink
 from softphone.media.audio_switch import SwitchableSource
@@ -171,7 +176,7 @@ class CallMedia:
                 log.exception("DTMF detection failed")
                 digits = []
             for digit in digits:
-                self._ctx.emit(CallDtmf(self.call_id, digit, "inband"))
+                self._ctx.emit(CallDtmfReceived(self.call_id, digit, "inband"))
 
     def _seen(self, frame: Any) -> None:
         self._ctx.seen(self.call_id, frame)

@@ -9,15 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from softphone.engine.events import EngineEvent
 from softphone.engine.sources import MediaSettings
-
-if TYPE_CHECKING:
-    from softphone.engine.session import CallSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +38,10 @@ class CallContext:
     media: MediaSettings
     emit: Callable[[EngineEvent], None]
     spawn: Callable[[Coroutine[Any, Any, Any], str], asyncio.Task[Any]]
-    # The server's call id is known: route its notifications to the session.
-    bind: Callable[[CallSession], None]
-    # The session ended: stop routing to it.
-    unbind: Callable[[CallSession], None]
+    # (our call id, the server's): the server knows the call; route its notifications to it.
+    bind: Callable[[str, str], None]
+    # (the server's call id): the call ended; stop routing to it.
+    unbind: Callable[[str], None]
     # Every remote audio block and video frame, for the engine's listeners.
     heard: Callable[[str, np.ndarray[Any, Any]], None]
     seen: Callable[[str, Any], None]

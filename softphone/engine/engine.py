@@ -270,17 +270,18 @@ class Engine:
     def _add(self, session: CallSession) -> None:
         self._sessions[session.id] = session
         if session.server_id is not None:
-            self._bind(session)
+            self._bind(session.id, session.server_id)
 
-    def _bind(self, session: CallSession) -> None:
-        assert session.server_id is not None
-        self._by_server[session.server_id] = session
-        for frame in self._orphans.pop(session.server_id, []):
+    def _bind(self, call_id: str, server_id: str) -> None:
+        """The server knows the call as `server_id`: route its notifications to the session
+        (those that overtook the server's answer were kept, and go first)."""
+        session = self._sessions[call_id]
+        self._by_server[server_id] = session
+        for frame in self._orphans.pop(server_id, []):
             session.deliver(frame)
 
-    def _unbind(self, session: CallSession) -> None:
-        if session.server_id is not None:
-            self._by_server.pop(session.server_id, None)
+    def _unbind(self, server_id: str) -> None:
+        self._by_server.pop(server_id, None)
 
     def _live_sessions(self) -> list[CallSession]:
         return [s for s in self._sessions.values() if not s.terminal]

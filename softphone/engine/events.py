@@ -93,9 +93,13 @@ class CallError:
 
 @dataclass(frozen=True, slots=True)
 class MediaError:
+    """A source, sink or window could not be used (the call goes on with a stand-in);
+    `device` says which kind, when it was a device (`camera`: the test pattern is sent)."""
+
     name: ClassVar[str] = "media:error"
     error: ErrorInfo
     call_id: str | None = None
+    device: DeviceKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,16 @@ class MediaSourceMuted:
     call_id: str
     track_id: str
     local: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallMuteChange:
+    """The user muted or unmuted a call (`mute`, `unmute`): we send silence (and black) or
+    our media again."""
+
+    name: ClassVar[str] = "call:muteChange"
+    call_id: str
+    muted: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +161,7 @@ class CallStatsReceived:
 
 
 @dataclass(frozen=True, slots=True)
-class CallDtmf:
+class CallDtmfReceived:
     name: ClassVar[str] = "call:dtmf"
     call_id: str
     digits: str
@@ -164,10 +178,11 @@ CallEvent = (
     | MediaError
     | MediaSourceMuted
     | MediaSourceUnmuted
+    | CallMuteChange
     | MediaDeviceChange
     | CallMediaConnectionChange
     | CallStatsReceived
-    | CallDtmf
+    | CallDtmfReceived
 )
 
 ConnectionEvent = (
@@ -180,13 +195,25 @@ ConnectionEvent = (
 )
 
 EngineEvent = CallEvent | ConnectionEvent
+
+# The connection events by name, so users of the engine match on them without importing the
+# signaling client.
+WsChange = client_events.WsChange
+SubscriptionChange = client_events.SubscriptionChange
+SubscriptionResub = client_events.SubscriptionResub
+SubscriptionError = client_events.SubscriptionError
+AuthChange = client_events.AuthChange
+AuthError = client_events.AuthError
 EngineCallback = Callable[[EngineEvent], None]
 
 __all__ = [
-    "CallDtmf",
+    "AuthChange",
+    "AuthError",
+    "CallDtmfReceived",
     "CallError",
     "CallEvent",
     "CallMediaConnectionChange",
+    "CallMuteChange",
     "CallNewTrack",
     "CallReceive",
     "CallStart",
@@ -204,6 +231,10 @@ __all__ = [
     "MediaSourceMuted",
     "MediaSourceUnmuted",
     "PreviousState",
+    "SubscriptionChange",
+    "SubscriptionError",
+    "SubscriptionResub",
     "TrackKind",
     "Transition",
+    "WsChange",
 ]

@@ -35,9 +35,10 @@ from softphone.engine.call_media import CallMedia
 from softphone.engine.context import CallContext
 from softphone.engine.errors import EngineError, EngineErrorCode, ErrorInfo
 from softphone.engine.events import (
-    CallDtmf,
+    CallDtmfReceived,
     CallError,
     CallMediaConnectionChange,
+    CallMuteChange,
     CallNewTrack,
     CallStart,
     CallStateChange,
@@ -252,7 +253,7 @@ class CallSession:
                 await self._fail(exc)
                 return
             self.server_id = info.id
-            self._ctx.bind(self)
+            self._ctx.bind(self.id, info.id)
             for track_id, kind in peer.local_tracks().items():
                 self.local_tracks[track_id] = _kind(kind)
                 self._ctx.emit(CallNewTrack(self.id, track_id, _kind(kind), True))
@@ -650,8 +651,11 @@ class CallSession:
         """Send silence instead of our audio and video (no signaling)."""
         if self.terminal:
             raise EngineError(Code.INVALID_STATE, f"call {self.id} is {self.state.value}")
+        changed = self.muted != muted
         self.muted = muted
         self._apply_silence()
+        if changed:
+            self._ctx.emit(CallMuteChange(self.id, muted))
 
     async def send_dtmf(
         self, digits: str, *, duration_ms: int, gap_ms: int, inband: bool, signaled: bool
@@ -693,7 +697,7 @@ class CallSession:
                 waiter.set_result(frame.sdp)
             return
         if isinstance(frame, frames.CallDtmf):
-            self._ctx.emit(CallDtmf(self.id, frame.digits, "signaled"))
+            self._ctx.emit(CallDtmfReceived(self.id, frame.digits, "signaled"))
             return
         ending = isinstance(frame, frames.CallEnded | frames.CallCancelled | frames.CallRejected)
         if ending and waiter is not None and not waiter.done():
@@ -880,7 +884,8 @@ class CallSession:
                 self._ctx.emit(CallTrackEnded(self.id, track_id, kind, local))
             mine.clear()
         await self._release()
-        self._ctx.unbind(self)
+        if self.server_id is not None:
+            self._ctx.unbind(self.server_id)
         if self._worker is not asyncio.current_task():
             self._worker.cancel()
         transition = Transition(reason_text)

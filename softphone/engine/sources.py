@@ -13,7 +13,7 @@ from typing import Any
 from aiortc import MediaStreamTrack
 
 from softphone.engine.errors import EngineError, EngineErrorCode, ErrorInfo
-from softphone.engine.events import EngineEvent, MediaError
+from softphone.engine.events import DeviceKind, EngineEvent, MediaError
 from softphone.engine.media_kit import MediaKit, default_kit
 from softphone.media.audio_sink import AudioSink
 from softphone.media.audio_switch import SwitchableSource
@@ -47,9 +47,9 @@ class MediaSettings:
             self._kit = default_kit()
         return self._kit
 
-    def _unavailable(self, exc: BaseException, call_id: str | None) -> None:
+    def _unavailable(self, exc: BaseException, call_id: str | None, device: DeviceKind) -> None:
         info = ErrorInfo(EngineErrorCode.MEDIA_UNAVAILABLE, str(exc))
-        self._emit(MediaError(info, call_id))
+        self._emit(MediaError(info, call_id, device))
 
     def open_source(self, call_id: str) -> SwitchableSource:
         """A call's outgoing audio, switchable mid-call."""
@@ -57,7 +57,7 @@ class MediaSettings:
         try:
             return SwitchableSource(kit.open_source(self.audio_in))
         except kit.unavailable as exc:
-            self._unavailable(exc, call_id)
+            self._unavailable(exc, call_id, "audio_in")
             return SwitchableSource(kit.silence())
 
     def open_sink(self, call_id: str) -> AudioSink:
@@ -65,7 +65,7 @@ class MediaSettings:
         try:
             return kit.open_sink(self.audio_out)
         except kit.unavailable as exc:
-            self._unavailable(exc, call_id)
+            self._unavailable(exc, call_id, "audio_out")
             return kit.null_sink()
 
     def open_video(self, call_id: str, size: tuple[int, int], fps: int = 15) -> SwitchableVideo:
@@ -74,7 +74,7 @@ class MediaSettings:
         try:
             source = self.open_camera(self.camera, size, fps)
         except self.kit.unavailable as exc:
-            self._unavailable(exc, call_id)
+            self._unavailable(exc, call_id, "camera")
             source = self.open_camera(PATTERN, size, fps)
         return SwitchableVideo(source, size, fps)
 

@@ -16,7 +16,7 @@ from textual.widgets import Input
 from softphone.engine import Call, CallState, DeviceList, ErrorInfo
 from softphone.engine import events as engine_events
 from softphone.engine.events import (
-    CallDtmf,
+    CallDtmfReceived,
     CallError,
     CallMediaConnectionChange,
     CallNewTrack,
@@ -38,9 +38,9 @@ from softphone.tui.widgets.incoming import IncomingCall
 if TYPE_CHECKING:
     from softphone.tui.app import SoftphoneApp
 
-# The client's connection events as the engine passes them on (the TUI may not import
-# softphone.client); softphone.engine.events does not export them by name yet.
-client_events = engine_events.client_events  # type: ignore[attr-defined]
+# The client's connection events, by name, as the engine passes them on (the TUI may not
+# import softphone.client).
+client_events = engine_events
 
 ENDED_ROW_SECONDS = 4.0  # an ended call's row stays this long, so you see how it ended
 
@@ -79,11 +79,11 @@ class EngineEvents:
                 self._track_changed(view, party, kind, local, started=True)
             case CallTrackEnded(kind=kind, local=local):
                 self._track_changed(view, party, kind, local, started=False)
-            case CallDtmf(digits=digits):
+            case CallDtmfReceived(digits=digits):
                 self._say(presenter.dtmf_received(party, digits))
             case CallError(call_id=call_id) if call_id in self._start_failed:
                 pass
-            case MediaError(call_id=str(call_id), error=error) if presenter.camera_failed(error):
+            case MediaError(call_id=str(call_id), error=error, device="camera"):
                 self._camera_failed.add(call_id)
                 self._say(presenter.call_error(party, error))
             case CallError(error=error) | MediaError(error=error):

@@ -151,13 +151,6 @@ def remote_track(party: str, kind: str, started: bool) -> Line:
     return Line(f"Call with {party}: {verb} {kind}")
 
 
-def camera_failed(error: ErrorInfo) -> bool:
-    """Whether a media error is a camera that could not be opened (the engine then sends the
-    test pattern). Media's camera errors all name the camera; the event does not say which
-    device failed."""
-    return "camera" in error.message.lower()
-
-
 def sending_video(party: str, camera_label: str, camera_failed: bool = False) -> Line:
     """Our video started: from which camera, and plainly when it is only the test pattern."""
     if camera_failed:

@@ -9,7 +9,7 @@ import pytest
 
 from softphone.engine import CallState, EngineError
 from softphone.engine.events import (
-    CallDtmf,
+    CallDtmfReceived,
     CallError,
     CallReceive,
     CallStart,
@@ -217,9 +217,11 @@ async def test_dtmf_signaled_and_inband(server: RunningServer, parties: Parties)
 
     await alice.engine.send_dtmf(a_id, "123#")
 
-    await bob.events.wait(CallDtmf, lambda e: e.source == "signaled")
-    await bob.events.wait(CallDtmf, lambda e: e.source == "inband" and e.digits == "#", timeout=5)
-    dtmf = [e for e in bob.events.of(b_id) if isinstance(e, CallDtmf)]
+    await bob.events.wait(CallDtmfReceived, lambda e: e.source == "signaled")
+    await bob.events.wait(
+        CallDtmfReceived, lambda e: e.source == "inband" and e.digits == "#", timeout=5
+    )
+    dtmf = [e for e in bob.events.of(b_id) if isinstance(e, CallDtmfReceived)]
     assert [e.digits for e in dtmf if e.source == "signaled"] == ["123#"]
     assert "".join(e.digits for e in dtmf if e.source == "inband") == "123#"
     with pytest.raises(EngineError) as caught:

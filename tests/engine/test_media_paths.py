@@ -15,7 +15,7 @@ from softphone.client import Backoff
 from softphone.engine import CallState
 from softphone.engine.call_media import AUDIO_GAP
 from softphone.engine.events import (
-    CallDtmf,
+    CallDtmfReceived,
     CallError,
     CallReceive,
     CallStateChange,
@@ -134,12 +134,12 @@ async def test_notification_socket_lost_mid_call(server: RunningServer, parties:
     during = await bob.ears.listen(0.3, settle=0.0)
     during_back = await alice.ears.listen(0.2, settle=0.0)
     during_end = time.monotonic()
-    assert not [e for e in bob.events.of(b_id) if isinstance(e, CallDtmf)]
+    assert not [e for e in bob.events.of(b_id) if isinstance(e, CallDtmfReceived)]
     while sub.connection is None:
         assert time.monotonic() - dropped < 5, "bob's socket never came back"
         await asyncio.sleep(0.01)
     resumed = time.monotonic()
-    dtmf = await bob.events.wait(CallDtmf, lambda e: e.source == "signaled")
+    dtmf = await bob.events.wait(CallDtmfReceived, lambda e: e.source == "signaled")
     print(
         f"socket down {resumed - dropped:.2f} s; dtmf sent {sent_at - dropped:.2f} s in; "
         f"media measured until {during_end - dropped:.2f} s"

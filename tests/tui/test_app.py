@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from softphone.engine.events import CallDtmf, CallStateChange
+from softphone.embedded import CREDENTIALS_FILE, ensure_users
+from softphone.engine.events import CallDtmfReceived, CallStateChange
 from softphone.engine.states import CallState
 from softphone.server.runner import RunningServer
 from softphone.tui.app import SoftphoneApp
-from softphone.embedded import CREDENTIALS_FILE, ensure_users
 from tests.tui.conftest import Far, answered_by_key, app_for, row_states, until
 
 SIZE = (80, 24)
@@ -59,8 +59,8 @@ async def test_dtmf_digits_reach_the_far_end(server: RunningServer, far: type[Fa
     async with app.run_test(size=SIZE) as pilot:
         bob, _ = await answered_by_key(pilot, app, server, far())
         await pilot.press("1", "asterisk", "number_sign")
-        await bob.wait(CallDtmf, lambda e: "#" in e.digits)
-        signaled = "".join(e.digits for e in bob.of(CallDtmf) if e.source == "signaled")
+        await bob.wait(CallDtmfReceived, lambda e: "#" in e.digits)
+        signaled = "".join(e.digits for e in bob.of(CallDtmfReceived) if e.source == "signaled")
         assert signaled == "1*#"
 
 
@@ -72,7 +72,7 @@ async def test_typing_in_the_dial_box_sends_no_dtmf(server: RunningServer, far: 
         await pilot.pause(0.5)
         assert app.query_one("#target").value == "12e"  # type: ignore[attr-defined]
         assert row_states(app).get("bob") == "Connected"
-        assert bob.of(CallDtmf) == []
+        assert bob.of(CallDtmfReceived) == []
 
 
 async def test_quit_with_a_live_call_asks_first(server: RunningServer, far: type[Far]) -> None:

@@ -95,12 +95,6 @@ def test_the_test_pattern_is_said_plainly() -> None:
     assert "test pattern" in presenter.sending_video("bob", presenter.PATTERN_LABEL).text
     fallback = presenter.sending_video("bob", "/dev/video0", camera_failed=True)
     assert "test pattern" in fallback.text and "could not be opened" in fallback.text
-    assert presenter.camera_failed(
-        ErrorInfo(EngineErrorCode.MEDIA_UNAVAILABLE, "No camera '/dev/video9'.")
-    )
-    assert not presenter.camera_failed(
-        ErrorInfo(EngineErrorCode.MEDIA_UNAVAILABLE, "Cannot open the microphone 3.")
-    )
 
 
 def test_device_changes_count_the_calls_moved() -> None:
