@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from softphone.embedded import Embedded
     from softphone.engine import Call, DeviceList, EngineThread
     from softphone.engine.events import EngineEvent
-    from softphone.embedded import Embedded
 
 
 @dataclass

@@ -234,8 +234,8 @@ async def reconnecting(
     await until(pilot, lambda: logged(app, "Call with bob: receiving audio"), what="bob up")
     await stats_shown(pilot, app)
     engine = app.engine
-    assert engine is not None and engine.engine._client is not None
-    token = engine.engine._client.rest.token
+    assert engine is not None and engine.engine.client is not None
+    token = engine.engine.client.rest.token
     assert token is not None
     sub = server.app[SERVICES].hub.for_session(token_hash(token))
     assert sub is not None and sub.connection is not None
