@@ -131,6 +131,20 @@ class MediaSourceUnmuted:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaLevels:
+    """Audio levels of a call for meters, a few times a second while it has audio: what we
+    send (after echo cancellation and gain control) and what we play. Linear, 0 to 1 of full
+    scale, over the interval since the last event."""
+
+    name: ClassVar[str] = "media:levels"
+    call_id: str
+    input_peak: float
+    input_rms: float
+    output_peak: float
+    output_rms: float
+
+
+@dataclass(frozen=True, slots=True)
 class MediaDeviceChange:
     """A device in use changed (`set_audio_input`, `set_audio_output`, `set_camera`): new
     calls use it, and the live calls in `call_ids` switched to it (no renegotiation)."""
@@ -179,6 +193,7 @@ CallEvent = (
     | MediaSourceMuted
     | MediaSourceUnmuted
     | CallMuteChange
+    | MediaLevels
     | MediaDeviceChange
     | CallMediaConnectionChange
     | CallStatsReceived
@@ -227,6 +242,7 @@ __all__ = [
     "EngineEvent",
     "MediaDeviceChange",
     "MediaError",
+    "MediaLevels",
     "MediaOffered",
     "MediaSourceMuted",
     "MediaSourceUnmuted",
