@@ -39,6 +39,10 @@ class Plan:
     latency_s: float
     idle_throughput_s: float
     user_jobs: int
+    slow: int = 100  # slow consumers (the hostile phase)
+    half_open: int = 1000  # half-open connections (the hostile phase)
+    hostile_s: float = 5.0  # closed loop of the pairs while the slow consumers flood
+    wait_head_timeout: bool = True  # wait for the server to drop the half-open connections
 
 
 @dataclass

@@ -30,6 +30,10 @@ the worker that owns both devices (one clock). Phases, in order (`PHASES`, one m
    client CPU, machine CPU.
 3. latency at half rate (`_signaling_phase_latency`): open-loop Poisson arrivals at 50% of the
    measured throughput; hop latency percentiles, overall and per hop.
+4. hostile clients (`_signaling_phase_hostile`): server memory with slow consumers (websockets
+   never read, flooding pings, rung with large offers) and with half-open connections (half a
+   request head), beside the idle baseline; the pairs' setup rate meanwhile; descriptors
+   released after the request-head timeout.
 
 The client shares the machine with the server, so the report carries the client's CPU as well.
 
@@ -66,6 +70,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks import (
+    _signaling_phase_hostile,
     _signaling_phase_idle,
     _signaling_phase_latency,
     _signaling_phase_throughput,
@@ -96,6 +101,10 @@ QUICK = Plan(
     latency_s=3.0,
     idle_throughput_s=2.0,
     user_jobs=3,
+    slow=30,
+    half_open=200,
+    hostile_s=2.0,
+    wait_head_timeout=False,
 )
 
 # The phases, in the order they run, all on the same server and load generators.
@@ -103,6 +112,7 @@ PHASES: tuple[Phase, ...] = (
     _signaling_phase_idle.PHASE,  # first: the memory of a server with only the pairs on it
     _signaling_phase_throughput.PHASE,
     _signaling_phase_latency.PHASE,  # at half the rate the throughput phase measured
+    _signaling_phase_hostile.PHASE,  # last: slow consumers and half-open connections
 )
 # Report sections that come first in the JSON; the other phases' follow in the order they ran.
 HEADLINE = ("throughput", "latency_at_half_rate")
