@@ -24,7 +24,9 @@ async def test_no_media_path_ends_the_call_with_a_reason(
 ) -> None:
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: [])
     alice = await parties.online(server, "alice", media_timeout=2.0)
-    bob = await parties.online(server, "bob", media_timeout=2.0)
+    # Bob waits longer, so it is Alice's watchdog that ends the call (with equal timeouts either
+    # side may fire first, and the other only sees the call ended).
+    bob = await parties.online(server, "bob", media_timeout=6.0)
     started = time.monotonic()
     a_id, b_id = await connect(alice, bob)
     ended = await alice.events.state(a_id, S.ENDED, timeout=10)
