@@ -5,6 +5,12 @@ sources, so devices change without renegotiation), the sink on the remote audio 
 video sink and its viewer window, in-band DTMF detection and the watch for remote audio that
 stops arriving. The session decides when things happen (after each negotiation it hands over
 the remote tracks); this class does the plumbing and releases everything at the end.
+
+Received Opus goes through our jitter buffer (`AudioReceiveStream`), pulled by whoever plays
+it: a sound device from its output callback, any other sink on a timer (`play_stream`). A call
+whose input is a microphone gets echo cancellation, noise suppression and gain control (an
+`EchoCanceller` run in the input callback, fed with what the speaker played, with both
+devices' latency as its delay); `MediaLevels` reports what is sent and played for meters.
 """
 
 from __future__ import annotations
@@ -24,13 +30,17 @@ from softphone.engine.errors import EngineErrorCode, ErrorInfo
 from softphone.engine.events import (
     CallDtmfReceived,
     MediaError,
+    MediaLevels,
     MediaSourceMuted,
     MediaSourceUnmuted,
 )
-from softphone.media.audio_receive import AudioReceiveStream, PulledTrack
+from softphone.media.audio_device import DeviceSink, DeviceSource
+from softphone.media.audio_receive import AudioReceiveStream
 from softphone.media.audio_sink import AudioSink
 from softphone.media.audio_switch import SwitchableSource
 from softphone.media.dtmf import DtmfDetector
+from softphone.media.echo import EchoCanceller
+from softphone.media.levels import LevelMeter
 from softphone.media.video import SwitchableVideo, VideoSink
 
 log = logging.getLogger("softphone.engine")
@@ -39,6 +49,7 @@ log = logging.getLogger("softphone.engine")
 # `media:sourceMuted`; the next audio block reports `media:sourceUnmuted`.
 AUDIO_GAP = 1.0
 _GAP_CHECK = 0.2
+LEVELS_EVERY = 0.2  # seconds between media:levels events of a call with audio
 
 RemoteTracks = Mapping[str, tuple[str, MediaStreamTrack]]  # track id -> (kind, track)
 
@@ -65,11 +76,18 @@ class CallMedia:
         self._audio_id = "remote:audio"  # the remote audio's track id, once there is one
         self.receive: AudioReceiveStream | None = None  # our receive path of the remote audio
         self._played = 0  # frames the stream had decoded at the last block
+        self.apm: EchoCanceller | None = None  # processing of the microphone, when it runs
+        self._sent_level = LevelMeter()
+        self._played_level = LevelMeter()
+        self._levels: asyncio.Task[None] | None = None
 
     # -- sending -----------------------------------------------------------------------------
 
     def open_audio(self) -> SwitchableSource:
         self.source = self._ctx.media.open_source(self.call_id)
+        self.source.meter = self._sent_level
+        self._process()
+        self._watch_levels()
         return self.source
 
     def open_video(self, size: tuple[int, int], fps: int = 15) -> SwitchableVideo:
@@ -99,7 +117,7 @@ class CallMedia:
         )
         if audio_id is not None:
             self._audio_id = audio_id
-        if audio is not None and audio is not self.sink_track:
+        if audio is not None and audio is not self.sink_track:  # a new track, not (un)hold
             await self._play(audio, receivers(audio), listening)
         video = next((t for k, t in remote.values() if k == "video"), None)
         if video is not self.video_track and self._ctx.media.kit.video_sink is not None:
@@ -124,19 +142,21 @@ class CallMedia:
         if self._detector is None and self._ctx.options.inband_dtmf:
             self._detector = self._ctx.media.dtmf_detector()
         sink.on_pcm = self._heard
-        played: MediaStreamTrack = track
+        self._played = 0
         if receiver is not None:
             self.receive = AudioReceiveStream()
             self.receive.attach(receiver)
-            played = PulledTrack(self.receive)
-        self._played = 0
-        sink.start(played)
-        self.sink, self.sink_track = sink, played
+            sink.play_stream(self.receive)
+        else:
+            sink.start(track)
+        self.sink, self.sink_track = sink, track
+        self._process()
         self._last_audio = 0.0  # a gap is only reported once this track has delivered
         if self._gap_watch is None:
             self._gap_watch = self._ctx.spawn(
                 self._watch_gaps(listening), f"audio gaps {self.call_id}"
             )
+        self._watch_levels()
 
     async def _show(self, track: MediaStreamTrack | None) -> None:
         if self.video_sink is not None:
@@ -154,6 +174,7 @@ class CallMedia:
         self.video_track = track
 
     def _heard(self, pcm: np.ndarray[Any, Any]) -> None:
+        self._played_level.feed(pcm)
         if self.receive is not None:
             # The stream always delivers (concealment, silence): only decoded packets count
             # as the other party's audio arriving.
@@ -215,11 +236,91 @@ class CallMedia:
                 self._audio_gap = True
                 self._ctx.emit(MediaSourceMuted(self.call_id, self.remote_audio_id, False))
 
+    # -- audio processing and levels ---------------------------------------------------------
+
+    def _process(self) -> None:
+        """Put echo cancellation & co. on the microphone (or take it off), as the settings say
+        for the input this call has now; the speaker, if a device, feeds its reference."""
+        if self.source is None:
+            return
+        inner = self.source.inner
+        mic = inner if isinstance(inner, DeviceSource) else None
+        apm = self._ctx.media.echo_canceller(mic is not None, self.apm)
+        speaker = self.sink if isinstance(self.sink, DeviceSink) else None
+        if speaker is not None:
+            speaker.reference = apm
+        if mic is not None:
+            mic.canceller = apm  # in the input callback, before the block is queued
+        # Not a microphone (echo_cancellation "on"): processed as the track sends it.
+        self.source.processor = apm.near_end if apm is not None and mic is None else None
+        self.apm = apm
+        self._refresh_delay()
+
+    def reprocess(self) -> None:
+        """The processing settings changed (`Engine.set_audio_processing`): apply them now."""
+        self._process()
+
+    @property
+    def processing(self) -> dict[str, bool]:
+        """What runs on this call's microphone now."""
+        echo, noise, gain = self.apm.flags if self.apm is not None else (False, False, False)
+        return {"echo_cancellation": echo, "noise_suppression": noise, "auto_gain": gain}
+
+    def _watch_levels(self) -> None:
+        if self._levels is None:
+            self._levels = self._ctx.spawn(self._report_levels(), f"audio levels {self.call_id}")
+
+    async def _report_levels(self) -> None:
+        """`media:levels` every LEVELS_EVERY while audio is sent or played; the echo
+        canceller's delay follows the devices' latency as PortAudio measures it."""
+        while True:
+            await asyncio.sleep(LEVELS_EVERY)
+            sent, played = self._sent_level, self._played_level
+            if sent.fed or played.fed:
+                out, back = sent.take(), played.take()
+                self._ctx.emit(MediaLevels(self.call_id, out.peak, out.rms, back.peak, back.rms))
+            self._refresh_delay()
+
+    def _refresh_delay(self) -> None:
+        apm = self.apm
+        source = self.source.inner if self.source is not None else None
+        if apm is not None and isinstance(source, DeviceSource):
+            out = self.sink.latency_ms if isinstance(self.sink, DeviceSink) else 0.0
+            apm.set_delay_ms(source.latency_ms + out)
+
+    def audio_stats(self) -> dict[str, Any]:
+        """Our audio path's figures for `get_stats`: the jitter buffer, the devices' latency
+        and underruns, and what processing runs."""
+        out: dict[str, Any] = {"processing": self.processing}
+        if self.receive is not None:
+            st = self.receive.stats()
+            out["jitter_buffer"] = {
+                "target_delay_ms": round(st.target_delay_ms, 1),
+                "current_delay_ms": round(st.current_delay_ms, 1),
+                "buffered_ms": round(st.buffered_ms, 1),
+                "played": st.played,
+                "fec": st.fec,
+                "concealed": st.concealed,
+                "dropped": st.dropped,
+                "late": st.late,
+                "duplicates": st.duplicates,
+                "resets": st.resets,
+            }
+        if isinstance(self.sink, DeviceSink):
+            out["output_latency_ms"] = round(self.sink.latency_ms, 1)
+            out["output_underruns"] = self.sink.underruns
+        source = self.source.inner if self.source is not None else None
+        if isinstance(source, DeviceSource):
+            out["input_latency_ms"] = round(source.latency_ms, 1)
+            out["input_drops"] = source.stats.drops
+        return out
+
     # -- switching devices (softphone.engine.devices) ------------------------------------------
 
     def switch_input(self, source: MediaStreamTrack) -> None:
         assert self.source is not None
         self.source.switch(source)
+        self.reprocess()
 
     def switch_camera(self, source: MediaStreamTrack) -> None:
         assert self.video is not None
@@ -230,9 +331,15 @@ class CallMedia:
         old, track = self.sink, self.sink_track
         assert old is not None and track is not None
         old.detach()  # it stops reading before the new sink starts on the same track
+        if isinstance(old, DeviceSink):
+            old.reference = None
         sink.on_pcm = old.on_pcm
-        sink.start(track)
+        if self.receive is not None:
+            sink.play_stream(self.receive)
+        else:
+            sink.start(track)
         self.sink = sink
+        self._process()
         return old
 
     def _detach_stream(self) -> None:
@@ -257,9 +364,11 @@ class CallMedia:
             await _quietly(self.video_sink.stop())
         self.video_sink = self.video_track = None
         await self._close_window()
-        watch, self._gap_watch = self._gap_watch, None
-        if watch is not None and watch is not asyncio.current_task():
-            watch.cancel()
+        for watch in (self._gap_watch, self._levels):
+            if watch is not None and watch is not asyncio.current_task():
+                watch.cancel()
+        self._gap_watch = self._levels = None
+        self.apm = None
 
 
 async def _quietly(awaitable: Awaitable[Any]) -> None:

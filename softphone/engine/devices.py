@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from softphone.engine.call_media import CallMedia
 from softphone.engine.errors import EngineError, EngineErrorCode
 from softphone.engine.events import DeviceKind, EngineEvent, MediaDeviceChange
-from softphone.engine.sources import PATTERN, MediaSettings
+from softphone.engine.sources import PATTERN, AudioProcessing, MediaSettings
 from softphone.media.audio import describe
 from softphone.media.devices import (
     AudioDevice,
@@ -58,6 +58,10 @@ class DeviceList:
     audio_in_label: str = ""
     audio_out_label: str = ""
     camera_label: str = ""
+    # Echo cancellation & co. as set (`set_audio_processing`), and whether calls with the
+    # audio input in use get echo cancellation now (the status line's "echo cancellation on").
+    audio_processing: AudioProcessing = field(default_factory=AudioProcessing)
+    echo_cancellation_active: bool = False
 
 
 class Devices:
@@ -101,7 +105,52 @@ class Devices:
             audio_in_label=describe(media.audio_in, "input"),
             audio_out_label=describe(media.audio_out, "output"),
             camera_label=describe_camera(media.camera),
+            audio_processing=media.processing,
+            echo_cancellation_active=self._echo_cancelled(),
         )
+
+    def _echo_cancelled(self) -> bool:
+        """Whether echo is cancelled: in the live calls that send audio if there are any,
+        else in a new call with the audio input in use."""
+        live = self._live(lambda m: m.source is not None)
+        if live:
+            return any(media.processing["echo_cancellation"] for _, media in live)
+        mode = self._media.processing.echo_cancellation
+        if mode != "auto":
+            return mode == "on"
+        spec = self._media.audio_in.strip()
+        generated = spec.partition(":")[0] == "tone" or spec in ("silence", "null")
+        return not generated and not spec.lower().endswith(".wav") and not spec.startswith("wav:")
+
+    # -- audio processing --------------------------------------------------------------------
+
+    def set_audio_processing(
+        self,
+        echo_cancellation: str | None = None,
+        noise_suppression: bool | None = None,
+        auto_gain: bool | None = None,
+    ) -> AudioProcessing:
+        """Change echo cancellation ("auto", "on", "off"), noise suppression and gain control
+        (None: leave as is) for new calls and, at once, for every live call; returns the new
+        settings. A bad value raises EngineError and changes nothing."""
+        now = self._media.processing
+        try:
+            new = AudioProcessing(
+                echo_cancellation=now.echo_cancellation  # type: ignore[arg-type]
+                if echo_cancellation is None
+                else echo_cancellation,
+                noise_suppression=now.noise_suppression
+                if noise_suppression is None
+                else bool(noise_suppression),
+                auto_gain=now.auto_gain if auto_gain is None else bool(auto_gain),
+            )
+        except ValueError as exc:
+            raise EngineError(Code.INVALID_PARAM, str(exc)) from exc
+        self._media.processing = new
+        for _call_id, media in self._live(lambda m: m.source is not None):
+            media.reprocess()
+        log.info("audio processing is now %s", new)
+        return new
 
     # -- switching ---------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from softphone.engine.events import (
 from softphone.engine.media_kit import MediaKit
 from softphone.engine.outbox import EndOutbox
 from softphone.engine.session import CallSession, CallSignaling
-from softphone.engine.sources import PATTERN, MediaSettings
+from softphone.engine.sources import PATTERN, AudioProcessing, MediaSettings
 from softphone.protocol import frames
 from softphone.protocol.errors import ErrorCode
 from softphone.protocol.models import CallInfo, IceServer, TokenCredentials
@@ -57,7 +57,10 @@ class Engine:
     silence / the null sink instead, and the call goes on. `camera` picks the video source
     (`"pattern"`, `"default"`, `"/dev/video0"`). `list_devices`, `set_audio_input`,
     `set_audio_output` and `set_camera` list and switch them, live calls included
-    (`media:deviceChange`). The other options are `CallOptions`.
+    (`media:deviceChange`). `echo_cancellation` ("auto": microphones only, "on", "off"),
+    `noise_suppression` and `auto_gain` say what audio processing calls get
+    (`AudioProcessing`); `set_audio_processing` changes it, live calls included. The other
+    options are `CallOptions`.
 
     An outage of the server does not end calls: their media goes on, a hang-up ends the call
     here at once and reaches the server when it is back (`outbox`), and a re-offer (hold,
@@ -80,12 +83,25 @@ class Engine:
         anonymous_ice_servers: list[IceServer] | None = None,
         show_video: bool = False,
         media_timeout: float = 20.0,
+        echo_cancellation: str = "auto",
+        noise_suppression: bool = True,
+        auto_gain: bool = True,
     ) -> None:
+        processing = AudioProcessing(
+            echo_cancellation,  # type: ignore[arg-type]
+            noise_suppression,
+            auto_gain,
+        )
         self._listeners: list[EngineCallback] = []
         self._pcm_listeners: list[PcmListener] = []
         self._frame_listeners: list[FrameListener] = []
         self.media = MediaSettings(
-            self._emit, audio_in=audio_in, audio_out=audio_out, camera=camera, kit=media
+            self._emit,
+            audio_in=audio_in,
+            audio_out=audio_out,
+            camera=camera,
+            kit=media,
+            processing=processing,
         )
         options = CallOptions(
             ringing_feedback=ringing_feedback,
@@ -476,6 +492,17 @@ class Engine:
 
     async def set_camera(self, spec: str) -> None:
         await self._devices.set_camera(spec)
+
+    async def set_audio_processing(
+        self,
+        echo_cancellation: str | None = None,
+        noise_suppression: bool | None = None,
+        auto_gain: bool | None = None,
+    ) -> AudioProcessing:
+        """Echo cancellation ("auto", "on", "off"), noise suppression, gain control (None:
+        unchanged) for new calls and at once for live ones; `list_devices()` and each call's
+        `get_stats()["audio"]["processing"]` say what runs."""
+        return self._devices.set_audio_processing(echo_cancellation, noise_suppression, auto_gain)
 
     # -- routing the server's notifications --------------------------------------------------
 

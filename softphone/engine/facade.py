@@ -20,6 +20,7 @@ from softphone.engine.call import Call
 from softphone.engine.devices import DeviceList
 from softphone.engine.engine import Engine
 from softphone.engine.events import EngineCallback
+from softphone.engine.sources import AudioProcessing
 from softphone.loop_thread import LoopThread
 from softphone.protocol.models import TokenCredentials
 
@@ -139,6 +140,16 @@ class EngineThread:
 
     def set_camera(self, spec: str) -> None:
         self._run_coro(self.engine.set_camera(spec))
+
+    def set_audio_processing(
+        self,
+        echo_cancellation: str | None = None,
+        noise_suppression: bool | None = None,
+        auto_gain: bool | None = None,
+    ) -> AudioProcessing:
+        return self._run_coro(
+            self.engine.set_audio_processing(echo_cancellation, noise_suppression, auto_gain)
+        )
 
     def get(self, call_id: str) -> Call:
         return self._call_sync(lambda: self.engine.get(call_id))

@@ -19,6 +19,7 @@ from softphone.media.audio import check_source as _check_source
 from softphone.media.audio import open_sink as _open_sink
 from softphone.media.audio import open_source as _open_source
 from softphone.media.dtmf import DtmfDetector
+from softphone.media.echo import EchoCanceller
 from softphone.media.errors import MediaUnavailable
 from softphone.media.video import PatternSource, VideoSink, check_camera, open_video_source
 from softphone.media.viewer import Viewer
@@ -47,6 +48,9 @@ class MediaKit:
     # A window for remote video (title → object with start/show/close/notice); Engine shows
     # one per call with video when created with show_video=True.
     window: Callable[[str], Any] | None = None
+    # Echo cancellation, noise suppression, gain control for a call's microphone:
+    # (echo_cancellation, noise_suppression, auto_gain_control) -> canceller; None: none.
+    echo_canceller: Callable[[bool, bool, bool], EchoCanceller] | None = None
 
 
 def default_kit() -> MediaKit:
@@ -65,7 +69,12 @@ def default_kit() -> MediaKit:
         check_sink=_check_sink,
         check_camera=check_camera,
         window=Viewer,
+        echo_canceller=_echo_canceller,
     )
+
+
+def _echo_canceller(echo: bool, noise: bool, gain: bool) -> EchoCanceller:
+    return EchoCanceller(echo_cancellation=echo, noise_suppression=noise, auto_gain_control=gain)
 
 
 __all__ = ["MediaKit", "default_kit"]

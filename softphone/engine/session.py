@@ -684,6 +684,8 @@ class CallSession:
         if self.peer is None:
             raise EngineError(Code.INVALID_STATE, "no media session")
         stats = await self.peer.stats()
+        # Our receive path and devices: jitter buffer, device latency, processing.
+        stats.setdefault("audio", {}).update(self.media.audio_stats())
         self._ctx.emit(CallStatsReceived(self.id, stats))
         return stats
 

@@ -1,7 +1,12 @@
 """Microphone and speaker through PortAudio callback streams.
 
-PortAudio calls us on its own thread. Capture hands each block to the event loop with
-call_soon_threadsafe into a bounded queue; playback pulls from a locked FIFO. Both drop the
+PortAudio calls us on its own thread, with its low-latency settings (ALSA periods of ~8 ms).
+Capture runs the echo canceller on each block (`canceller`) and hands it to the event loop
+with call_soon_threadsafe into a bounded queue. Playback of a call's received audio
+(`play_stream`) pulls the jitter buffer from the output callback for exactly the 10 ms block
+it plays: the device's clock paces playout, and there is no queue of ours in between. What was
+played goes to the echo canceller as its reference (`reference`) and, on the event loop, to
+`on_pcm`. Any other track (`start`) still goes through a locked FIFO. Both queues drop the
 oldest audio when full (latency must not grow without bound) and count what they dropped.
 """
 
@@ -17,9 +22,11 @@ from typing import Any
 import numpy as np
 
 from softphone.media._portaudio import load_sounddevice
+from softphone.media.audio_receive import AudioReceiveStream
 from softphone.media.audio_sink import AudioSink, Pcm
 from softphone.media.audio_source import AudioSource
 from softphone.media.constants import BLOCK, SAMPLE_RATE
+from softphone.media.echo import EchoCanceller
 from softphone.media.errors import MediaUnavailable
 
 QUEUE_BLOCKS = 10  # 200 ms hard bound: more buffered audio than this is latency, not smoothing
@@ -31,6 +38,9 @@ MAX_CAPTURE_BACKLOG = 2
 # a whole half second, the surplus is standing latency and is dropped.
 PLAYBACK_CUSHION = 2 * BLOCK
 TRIM_EVERY = 25  # callbacks, i.e. half a second
+# The output callback's block: 10 ms is the jitter buffer's and the echo canceller's step, and
+# half the latency of a 20 ms block.
+OUTPUT_BLOCK = SAMPLE_RATE // 100
 
 Device = str | int | None
 
@@ -79,6 +89,10 @@ class DeviceSource(AudioSource):
         self._loop: asyncio.AbstractEventLoop = loop or asyncio.get_running_loop()
         self._queue: asyncio.Queue[Pcm] = asyncio.Queue(maxsize=QUEUE_BLOCKS)
         self.overflows = 0  # PortAudio's own input overflow flags
+        # Echo cancellation, noise suppression, gain control, run on each captured block
+        # before it is queued (set and cleared by the engine while the stream runs).
+        self.canceller: EchoCanceller | None = None
+        self.processing_errors = 0
         self._stream: Any = None
         try:
             self._stream = sd.InputStream(
@@ -99,9 +113,21 @@ class DeviceSource(AudioSource):
         if status.input_overflow:
             self.overflows += 1
         block = np.array(indata[:, 0], dtype=np.int16)
+        canceller = self.canceller
+        if canceller is not None:
+            try:
+                block = canceller.near_end(block)
+            except Exception:  # a failing canceller must not silence the microphone
+                self.processing_errors += 1
         # RuntimeError: the loop is closed, the call is over and nobody reads this anyway.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._put, block)
+
+    @property
+    def latency_ms(self) -> float:
+        """PortAudio's input latency (capture to callback), ms."""
+        stream = self._stream
+        return float(stream.latency) * 1000 if stream is not None else 0.0
 
     @property
     def backlog(self) -> int:
@@ -131,9 +157,18 @@ class DeviceSource(AudioSource):
 
 
 class DeviceSink(AudioSink):
-    """Speaker playback; plays silence when the network has nothing for it (underrun)."""
+    """Speaker playback; plays silence when the network has nothing for it (underrun).
 
-    def __init__(self, device: Device = None, on_pcm: Callable[[Pcm], None] | None = None) -> None:
+    `play_stream` (a call's received audio) pulls from the output callback; `start` (any
+    other track) plays through a FIFO. `underruns` counts blocks the FIFO could not fill and
+    PortAudio's output underflow flags (the callback came too late for the device)."""
+
+    def __init__(
+        self,
+        device: Device = None,
+        on_pcm: Callable[[Pcm], None] | None = None,
+        block: int = OUTPUT_BLOCK,
+    ) -> None:
         super().__init__(on_pcm)
         sd = load_sounddevice()
         _check_device(sd, device, "output")
@@ -146,11 +181,18 @@ class DeviceSink(AudioSink):
         self.drops = 0  # blocks dropped because the FIFO was full
         self.trimmed = 0  # samples dropped as standing latency
         self.underruns = 0
+        self.underflows = 0  # PortAudio's output underflow flags (also counted in underruns)
+        # The echo canceller whose far-end reference is what this device plays.
+        self.reference: EchoCanceller | None = None
+        self.reference_errors = 0
+        self._pulled: AudioReceiveStream | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._dac_ms: float | None = None  # last measured callback -> DAC time
         self._stream: Any = None
         try:
             self._stream = sd.OutputStream(
                 samplerate=SAMPLE_RATE,
-                blocksize=BLOCK,
+                blocksize=block,
                 channels=1,
                 dtype="int16",
                 device=device,
@@ -161,6 +203,42 @@ class DeviceSink(AudioSink):
         except (ValueError, sd.PortAudioError) as exc:
             _close(self._stream)
             raise MediaUnavailable(f"Cannot open the speaker {device!r}: {exc}.") from exc
+
+    # -- a call's received audio, pulled by the device clock ---------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._pulled is not None or super().running
+
+    def play_stream(self, stream: AudioReceiveStream) -> None:
+        """Play `stream` from the output callback; `on_pcm` gets each block on this loop."""
+        if self.running:
+            raise RuntimeError("this sink is already playing")
+        self._loop = asyncio.get_running_loop()
+        self._pulled = stream
+
+    def detach(self) -> None:
+        self._pulled = None
+        super().detach()
+
+    async def stop(self) -> None:
+        self._pulled = None
+        await super().stop()
+
+    @property
+    def latency_ms(self) -> float:
+        """From the output callback to the DAC, ms: PortAudio's `outputBufferDacTime -
+        currentTime` as last measured, else the stream's nominal output latency."""
+        if self._dac_ms is not None:
+            return self._dac_ms
+        stream = self._stream
+        return float(stream.latency) * 1000 if stream is not None else 0.0
+
+    def _deliver(self, block: Pcm) -> None:
+        """On the loop: count a block the callback played and show it to on_pcm."""
+        self.frames += 1
+        self.samples += block.size
+        self._hand_on(block)
 
     def write(self, pcm: Pcm) -> None:
         with self._lock:
@@ -195,7 +273,42 @@ class DeviceSink(AudioSink):
                 self._offset = 0
 
     def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+        if status is not None and status.output_underflow:
+            self.underflows += 1
+            self.underruns += 1
+        if time_info is not None:
+            dac = (time_info.outputBufferDacTime - time_info.currentTime) * 1000
+            if 0 < dac < 2000:  # 0: the host API does not know
+                self._dac_ms = dac
         out = outdata[:, 0]
+        stream = self._pulled
+        if stream is not None:
+            try:
+                block = stream.pull(frames)
+            except Exception:  # never raise into PortAudio: play silence, count it
+                block = np.zeros(frames, np.int16)
+                self.underruns += 1
+            out[:] = block
+            self._played(block, stream_fed=True)
+            return
+        self._play_fifo(out, frames)
+        if self.reference is not None:
+            self._played(np.array(out, dtype=np.int16), stream_fed=False)
+
+    def _played(self, block: Pcm, *, stream_fed: bool) -> None:
+        reference = self.reference
+        if reference is not None:
+            try:
+                reference.far_end(block)
+            except Exception:
+                self.reference_errors += 1
+        loop = self._loop
+        if stream_fed and loop is not None:
+            # RuntimeError: the loop is closed, the call is over and nobody listens.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._deliver, block)
+
+    def _play_fifo(self, out: Any, frames: int) -> None:
         filled = 0
         with self._lock:
             self._trim_standing_latency()

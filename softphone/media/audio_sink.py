@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -13,6 +14,9 @@ import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from softphone.media.constants import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from softphone.media.audio_receive import AudioReceiveStream
 
 Pcm = npt.NDArray[np.int16]
 
@@ -60,6 +64,14 @@ class AudioSink:
         if self.running:
             raise RuntimeError("this sink is already consuming a track")
         self._task = asyncio.get_running_loop().create_task(self._consume(track))
+
+    def play_stream(self, stream: AudioReceiveStream) -> None:
+        """Play a call's received audio (our jitter buffer). Sinks without a clock of their
+        own pull it in 20 ms steps on a monotonic timer (`PulledTrack`); a sound device
+        overrides this and pulls from its output callback."""
+        from softphone.media.audio_receive import PulledTrack
+
+        self.start(PulledTrack(stream))
 
     def detach(self) -> None:
         """Stop reading the track at once (its pending read is cancelled), e.g. before another

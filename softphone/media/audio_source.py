@@ -6,6 +6,7 @@ import asyncio
 import fractions
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
@@ -15,6 +16,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from softphone.media import dtmf
 from softphone.media.constants import BLOCK, SAMPLE_RATE
+from softphone.media.levels import LevelMeter
 
 Pcm = npt.NDArray[np.int16]
 
@@ -45,6 +47,9 @@ class AudioSource(MediaStreamTrack):
         super().__init__()
         self.muted = False
         self.stats = SourceStats()
+        self.meter: LevelMeter | None = None  # fed with every block as it is sent
+        # Run on each block before mute and DTMF (echo cancellation of a generated source).
+        self.processor: Callable[[Pcm], Pcm] | None = None
         self._samples = 0  # pts of the next frame, counted in samples
         self._start: float | None = None
         # play_dtmf may be called from another thread than the one running recv().
@@ -75,9 +80,13 @@ class AudioSource(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         block = await self._next_block()
+        if self.processor is not None:
+            block = self.processor(block)
         if self.muted:
             block = np.zeros(BLOCK, dtype=np.int16)
         block = self._overlay_dtmf(block)
+        if self.meter is not None:
+            self.meter.feed(block)
         frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self._samples

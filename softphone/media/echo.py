@@ -58,6 +58,7 @@ class EchoCanceller:
             auto_gain_control=auto_gain_control,
         )
         self.enabled = enabled
+        self.flags = (echo_cancellation, noise_suppression, auto_gain_control)
         self._lock = threading.Lock()
         self._delay_ms = 0
         self._far: Pcm = np.zeros(0, np.int16)

@@ -59,6 +59,11 @@ class LevelMeter:
         self._energy += float(np.dot(x, x))
         self._samples += pcm.size
 
+    @property
+    def fed(self) -> bool:
+        """Whether any audio came since the last `take`."""
+        return self._samples > 0
+
     def take(self) -> Level:
         """The level since the previous `take` (e.g. 10 times a second for a meter)."""
         rms = math.sqrt(self._energy / self._samples) if self._samples else 0.0

@@ -71,7 +71,16 @@ async def test_device_microphone_and_speakers_through_engines(
             env=pulse.env, stdout=out, stderr=subprocess.DEVNULL,
         )  # fmt: skip
     try:
-        alice = await parties.online(server, "alice", audio_in="default", audio_out="default")
+        # No audio processing: a steady tone is what noise suppression and gain control remove.
+        alice = await parties.online(
+            server,
+            "alice",
+            audio_in="default",
+            audio_out="default",
+            echo_cancellation="off",
+            noise_suppression=False,
+            auto_gain=False,
+        )
         bob = await parties.online(server, "bob", audio_in="tone:600", audio_out="default")
         a_id, _b_id = await connect(alice, bob)
         # The microphone delivers ~1.7 s after it opened; then codec and jitter buffer.
@@ -396,7 +405,16 @@ async def test_input_switch_between_pulse_devices_mid_call(
     talker_b.start(ToneSource(900.0, 0.5))
     monkeypatch.delenv("PULSE_SINK")
     try:
-        alice = await parties.online(server, "alice", audio_in="default", audio_out="null")
+        # No audio processing: a steady tone is what noise suppression and gain control remove.
+        alice = await parties.online(
+            server,
+            "alice",
+            audio_in="default",
+            audio_out="null",
+            echo_cancellation="off",
+            noise_suppression=False,
+            auto_gain=False,
+        )
         bob = await parties.online(server, "bob", audio_in="tone:600", audio_out="null")
         listed = await alice.engine.list_devices()
         names = [d.name for d in listed.inputs]
