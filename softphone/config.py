@@ -94,6 +94,9 @@ class ClientSection(Section):
     audio_out: str = "default"
     video: bool = False
     camera: str = "pattern"
+    echo_cancellation: str = "auto"
+    noise_suppression: bool = True
+    auto_gain: bool = True
     log_file: str = ""
     ca_file: str = ""
     insecure_skip_tls_verify_for_development: bool = False
@@ -110,6 +113,9 @@ class Config(Section):
     realms: list[RealmSection] = msgspec.field(default_factory=list)
     demo: DemoSection = msgspec.field(default_factory=DemoSection)
 
+
+# [client] echo_cancellation: "auto" cancels echo on microphones (device input) only.
+ECHO_CANCELLATION = ("auto", "on", "off")
 
 CAMERA_SPECS = (
     '"pattern" (the moving test pattern), "default" (the first camera), '
@@ -268,6 +274,8 @@ def _check_values(config: Config, text: str, source: str) -> None:
             fail(["store", name], "must be greater than 0")
     if not valid_camera(config.client.camera):
         fail(["client", "camera"], f"must be {CAMERA_SPECS}")
+    if config.client.echo_cancellation not in ECHO_CANCELLATION:
+        fail(["client", "echo_cancellation"], 'must be "auto", "on" or "off"')
     if config.turn.urls and not config.turn.secret_file:
         fail(["turn", "secret_file"], "TURN urls are set, so a shared secret file is required")
     names: set[str] = set()
