@@ -15,6 +15,13 @@ Every touch of aioice's and aiortc's ICE internals for this is here (aiortc 1.16
   checks still see the pruned set).
 - `RTCDtlsTransport.transport` (public) → `RTCIceTransport._connection` (the aioice
   `Connection`) → `_nominated` (component → `CandidatePair`): the pair ICE selected.
+- An ICE restart that keeps the DTLS association (`IceRestart`; aiortc has none): a new aioice
+  `Connection` (new ufrag/pwd, gathered afresh) takes the place of the old one in the
+  gatherer and the transport, sharing the old one's receive queue, so the DTLS transport's
+  pending read gets the datagrams of whichever path carries them. The old path keeps
+  carrying media until the new one is nominated; then the transport sends and receives on
+  the new one, the transport's monitor follows it, and the old one is closed (with a queue
+  of its own, so its closing does not end the DTLS transport's read).
 """
 
 from __future__ import annotations
@@ -162,15 +169,107 @@ def selected_pair(pc: RTCPeerConnection) -> SelectedPair | None:
     return None
 
 
+def _ice_transports(pc: RTCPeerConnection) -> list[Any]:
+    found: list[Any] = []
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.sender.transport
+        if dtls is not None and dtls.transport not in found:
+            found.append(dtls.transport)
+    return found
+
+
+class IceRestart:
+    """One ICE restart of `pc`'s transports that keeps their DTLS associations: `prepare`
+    before the offer or answer is made (it then carries the new ufrag, pwd and candidates),
+    `start` once the remote description with the far end's new parameters is applied."""
+
+    def __init__(self, pc: RTCPeerConnection) -> None:
+        self.pc = pc
+        self._swaps: list[tuple[Any, Any, Any]] = []  # (ice transport, old, new connection)
+        self.task: asyncio.Task[bool] | None = None
+
+    async def prepare(self) -> None:
+        for ice in _ice_transports(self.pc):
+            old = ice._connection
+            new = aioice.ice.Connection(
+                ice_controlling=old.ice_controlling,
+                components=1,
+                stun_server=old.stun_server,
+                turn_server=old.turn_server,
+                turn_username=old.turn_username,
+                turn_password=old.turn_password,
+                turn_ssl=old.turn_ssl,
+                turn_transport=old.turn_transport,
+                use_ipv4=old._use_ipv4,
+                use_ipv6=old._use_ipv6,
+                transport_policy=old._transport_policy,
+            )
+            new._tie_breaker = old._tie_breaker
+            await new.gather_candidates()
+            new._queue = old._queue  # the DTLS transport's pending read waits on this queue
+            ice.iceGatherer._connection = new
+            ice.iceGatherer._remote_candidates_end = False
+            ice._connection = new
+            self._swaps.append((ice, old, new))
+
+    def start(self, remote_ufrag: str, remote_pwd: str) -> asyncio.Task[bool]:
+        """Run the connectivity checks on the new connections; the task's result says whether
+        every one connected (the old paths are closed then)."""
+        for _, _, new in self._swaps:
+            new.remote_username, new.remote_password = remote_ufrag, remote_pwd
+        self.task = asyncio.ensure_future(self._connect())
+        return self.task
+
+    async def _connect(self) -> bool:
+        ok = True
+        for ice, old, new in self._swaps:
+            try:
+                await new.connect()
+            except ConnectionError:
+                ok = False
+                continue
+            ice._recv, ice._send = new.recv, new.send
+            monitor = ice._RTCIceTransport__monitor_task
+            if monitor is not None:
+                monitor.cancel()
+            ice._RTCIceTransport__monitor_task = asyncio.ensure_future(ice._monitor())
+            old._queue = asyncio.Queue()  # its close must not wake the DTLS read with None
+            await old.close()
+        return ok
+
+    async def abandon(self) -> None:
+        """The restart did not happen (the re-offer was refused): back to the old paths."""
+        if self.task is not None:
+            self.task.cancel()
+        for ice, old, new in self._swaps:
+            ice.iceGatherer._connection = old
+            ice._connection = old
+            new._queue = asyncio.Queue()
+            await new.close()
+        self._swaps.clear()
+
+
+def remote_candidates_end(pc: RTCPeerConnection) -> bool:
+    """Whether the far end said it has no more candidates (each transport)."""
+    return all(ice.iceGatherer._remote_candidates_end for ice in _ice_transports(pc))
+
+
+def has_local_candidates(pc: RTCPeerConnection) -> bool:
+    return any(ice.iceGatherer.getLocalCandidates() for ice in _ice_transports(pc))
+
+
 def describe_all(failures: Sequence[TurnFailure]) -> str:
     return "; ".join(f.describe() for f in failures)
 
 
 __all__ = [
+    "IceRestart",
     "SelectedPair",
     "TurnFailure",
     "describe_all",
+    "has_local_candidates",
     "record_turn_failures",
+    "remote_candidates_end",
     "selected_pair",
     "turn_failures",
 ]

@@ -28,6 +28,11 @@ class CallOptions:
     inband_dtmf: bool = True  # detect DTMF tones in received audio
     show_video: bool = False  # open a window for remote video
     media_timeout: float = 20.0  # seconds the media connection has to come up
+    # Seconds the media of an established call may be dead (failed, stalled) before the call
+    # is ended with the reason; meanwhile it is restarted (`auto_restart`).
+    media_dead_timeout: float = 10.0
+    auto_restart: bool = True  # restart the media when it dies or the network path changes
+    stall_after: float = 2.0  # seconds without decoded media before a track counts as stalled
 
 
 @dataclass(frozen=True, slots=True)

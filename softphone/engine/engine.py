@@ -83,6 +83,9 @@ class Engine:
         anonymous_ice_servers: list[IceServer] | None = None,
         show_video: bool = False,
         media_timeout: float = 20.0,
+        media_dead_timeout: float = 10.0,
+        auto_restart: bool = True,
+        stall_after: float = 2.0,
         echo_cancellation: str = "auto",
         noise_suppression: bool = True,
         auto_gain: bool = True,
@@ -111,6 +114,9 @@ class Engine:
             inband_dtmf=inband_dtmf,
             show_video=show_video,
             media_timeout=media_timeout,
+            media_dead_timeout=media_dead_timeout,
+            auto_restart=auto_restart,
+            stall_after=stall_after,
         )
         self._ctx = CallContext(
             options=options,

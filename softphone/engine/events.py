@@ -158,13 +158,23 @@ class MediaDeviceChange:
 
 @dataclass(frozen=True, slots=True)
 class CallMediaConnectionChange:
-    """ICE connection state changed (`new`, `checking`, `connected`, `completed`, `failed`,
-    `closed`)."""
+    """The call's media health changed (`softphone.engine.media_health`).
+
+    `state`: `new`, `checking`, `connected` (up and what should arrive does), `stalled` (up
+    but nothing arrives, or the path was interrupted), `restarting` (a media restart is under
+    way), `failed` (ICE or DTLS failed), `closed`. `ice` is the ICE connection state and
+    `connection` aiortc's connection state (ICE and DTLS together) at that moment; `reason`
+    says in words why the media is not `connected` (None when it is, or still being set up).
+    Before these fields existed `state` was the ICE state; the values a client matched then
+    (`checking`, `connected`, `failed`, `closed`) mean the same now."""
 
     name: ClassVar[str] = "call:mediaConnectionChange"
     call_id: str
     previous: str
     state: str
+    ice: str | None = None
+    connection: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,11 @@ media connection state and summarised stats. aiortc's camelCase stays inside thi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,12 +38,21 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
-from aiortc.sdp import SessionDescription
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
-from softphone.engine._aiortc_dtls import accept_rsa_peers
+from softphone.engine._aiortc_dtls import (
+    accept_rsa_peers,
+    certificate_of,
+    dtls_failure,
+    dtls_state,
+    record_dtls_failures,
+    share_certificate,
+)
 from softphone.engine._aiortc_ice import (
+    IceRestart,
     SelectedPair,
     TurnFailure,
+    has_local_candidates,
     record_turn_failures,
     selected_pair,
     turn_failures,
@@ -72,6 +83,7 @@ def _offer_loopback_when_alone() -> None:
 
 _offer_loopback_when_alone()
 accept_rsa_peers()
+record_dtls_failures()
 survive_bye()
 record_turn_failures()
 
@@ -103,6 +115,51 @@ def ice_ufrags(sdp: str | None) -> set[str]:
         return set()
     parsed = SessionDescription.parse(sdp)
     return {m.ice.usernameFragment for m in parsed.media if m.ice and m.ice.usernameFragment}
+
+
+def ice_credentials(sdp: str | None) -> tuple[str, str] | None:
+    """The (ufrag, pwd) of the first m-line of `sdp` that has them."""
+    if not sdp:
+        return None
+    for m in SessionDescription.parse(sdp).media:
+        if m.ice and m.ice.usernameFragment and m.ice.password:
+            return m.ice.usernameFragment, m.ice.password
+    return None
+
+
+def fingerprints(sdp: str | None) -> set[str]:
+    if not sdp:
+        return set()
+    return {
+        line.split(":", 1)[1].strip().upper()
+        for line in sdp.splitlines()
+        if line.startswith("a=fingerprint:")
+    }
+
+
+_TLS_ID = re.compile(r"^a=tls-id:(\S+)\s*$", re.M)
+
+
+def tls_ids(sdp: str | None) -> set[str]:
+    """RFC 8842 `a=tls-id` values: a new one means a new DTLS association."""
+    return set(_TLS_ID.findall(sdp or ""))
+
+
+def new_dtls_wanted(old_remote: str | None, new_remote: str) -> bool:
+    """Whether the far end's new description asks for a new DTLS association: another
+    fingerprint, or another tls-id where both have one (RFC 8842)."""
+    if fingerprints(new_remote) != fingerprints(old_remote):
+        return True
+    old_ids, new_ids = tls_ids(old_remote), tls_ids(new_remote)
+    return bool(old_ids and new_ids and old_ids != new_ids)
+
+
+def candidate_count(sdp: str | None) -> int:
+    return sum(1 for line in (sdp or "").splitlines() if line.startswith("a=candidate:"))
+
+
+def has_end_of_candidates(sdp: str | None) -> bool:
+    return "a=end-of-candidates" in (sdp or "")
 
 
 def media_kinds(sdp: str) -> set[str]:
@@ -186,6 +243,8 @@ class Peer:
         *,
         on_connection_state: StateCallback | None = None,
         on_turn_failure: TurnFailureCallback | None = None,
+        on_peer_state: StateCallback | None = None,
+        certificate: Any = None,
     ) -> None:
         config = RTCConfiguration(
             iceServers=[
@@ -194,6 +253,14 @@ class Peer:
             ]
         )
         self.pc = RTCPeerConnection(configuration=config)
+        if certificate is not None:
+            share_certificate(self.pc, certificate)
+        self.certificate = certificate_of(self.pc)
+        # RFC 8842: ours for this DTLS association (kept by an ICE restart, new per connection)
+        self.tls_id = secrets.token_hex(16)
+        self._restart: IceRestart | None = None
+        self._connection_state = "new"
+        self._on_peer_state = on_peer_state
         self._ice_state = "new"
         self._on_state = on_connection_state
         self._hold = False
@@ -202,6 +269,7 @@ class Peer:
         self._turn_reported: list[TurnFailure] = []
         self._fec: set[RTCRtpTransceiver] = set()  # audio transceivers whose encoder has FEC
         self.pc.on("iceconnectionstatechange", self._ice_changed)
+        self.pc.on("connectionstatechange", self._connection_changed)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -217,6 +285,29 @@ class Peer:
         previous, self._ice_state = self._ice_state, self.pc.iceConnectionState
         if previous != self._ice_state and self._on_state is not None:
             self._on_state(previous, self._ice_state)
+
+    def _connection_changed(self) -> None:
+        previous, self._connection_state = self._connection_state, self.pc.connectionState
+        if previous != self._connection_state and self._on_peer_state is not None:
+            self._on_peer_state(previous, self._connection_state)
+
+    @property
+    def connection_state(self) -> str:
+        """aiortc's connectionState: ICE and DTLS together (`failed` when either failed)."""
+        return self._connection_state
+
+    @property
+    def dtls_state(self) -> str:
+        return dtls_state(self.pc)
+
+    @property
+    def dtls_failure(self) -> str | None:
+        """Why the DTLS handshake failed, readable; None when it did not."""
+        return dtls_failure(self.pc)
+
+    @property
+    def has_local_candidates(self) -> bool:
+        return has_local_candidates(self.pc)
 
     @property
     def turn_failures(self) -> list[TurnFailure]:
@@ -360,12 +451,48 @@ class Peer:
             local = self.pc.localDescription
             assert local is not None
             sdp = keep_extmap_ids(local.sdp, keep_ids_of) if any(keep_ids_of) else local.sdp
-            return RTCSessionDescription(with_inband_fec(sdp), local.type)
+            return RTCSessionDescription(self._ours(sdp), local.type)
         for t, extensions in saved:
             if extensions:
                 t._headerExtensions = extensions
         sdp = keep_extmap_ids(offer.sdp, [self.remote_sdp, self.local_sdp])
-        return RTCSessionDescription(sdp=with_inband_fec(sdp), type=offer.type)
+        return RTCSessionDescription(sdp=self._ours(sdp), type=offer.type)
+
+    def _ours(self, sdp: str) -> str:
+        """What we send of a description: in-band FEC asked for, our tls-id."""
+        lines = []
+        for line in with_inband_fec(sdp).split("\r\n"):
+            lines.append(line)
+            if line.startswith("a=fingerprint:"):
+                lines.append(f"a=tls-id:{self.tls_id}")
+        return "\r\n".join(lines)
+
+    # -- ICE restart (keeps the DTLS association) --------------------------------------------
+
+    @property
+    def can_restart_ice(self) -> bool:
+        """An ICE restart in place needs a DTLS association that still works."""
+        return self.dtls_state == "connected" and not self._closed
+
+    async def prepare_ice_restart(self) -> None:
+        """New ICE credentials and candidates for our next offer or answer (DTLS kept)."""
+        restart = IceRestart(self.pc)
+        await restart.prepare()
+        self._restart = restart
+        self._report_turn_failures()
+
+    def start_ice_restart(self) -> asyncio.Task[bool] | None:
+        """The far end's new ICE credentials are applied: run the checks on the new path."""
+        restart, self._restart = self._restart, None
+        credentials = ice_credentials(self.remote_sdp)
+        if restart is None or credentials is None:
+            return None
+        return restart.start(*credentials)
+
+    async def abandon_ice_restart(self) -> None:
+        restart, self._restart = self._restart, None
+        if restart is not None:
+            await restart.abandon()
 
     async def apply_local(self, offer: RTCSessionDescription) -> None:
         if self.pc.signalingState == "have-local-offer":
@@ -400,7 +527,22 @@ class Peer:
         local = self.pc.localDescription
         assert local is not None
         # Asks the far end for in-band FEC (our receive path uses it to rebuild lost packets).
-        return with_inband_fec(local.sdp)
+        return self._ours(local.sdp)
+
+    async def add_candidate(
+        self, candidate: str | None, mid: str | None = None, index: int | None = None
+    ) -> None:
+        """A trickled remote candidate (`candidate:...` as in SDP; None: end of candidates)."""
+        if candidate is None:
+            await self.pc.addIceCandidate(None)
+            return
+        text = candidate[len("a=") :] if candidate.startswith("a=") else candidate
+        text = text[len("candidate:") :] if text.startswith("candidate:") else text
+        ice = candidate_from_sdp(text)
+        ice.sdpMid, ice.sdpMLineIndex = mid, index
+        if mid is None and index is None:
+            ice.sdpMLineIndex = 0
+        await self.pc.addIceCandidate(ice)
 
     async def apply_answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -451,9 +593,15 @@ __all__ = [
     "Peer",
     "SelectedPair",
     "TurnFailure",
+    "candidate_count",
+    "fingerprints",
+    "has_end_of_candidates",
     "holds",
+    "ice_credentials",
     "ice_ufrags",
     "keep_extmap_ids",
     "media_kinds",
+    "new_dtls_wanted",
     "sdp_directions",
+    "tls_ids",
 ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -44,13 +45,22 @@ from softphone.engine.events import (
     CallStateChange,
     CallStatsReceived,
     CallTrackEnded,
+    MediaError,
     MediaOffered,
     PreviousState,
     TrackKind,
     Transition,
 )
+from softphone.engine.media_health import BAD, HealthChange, MediaHealth
 from softphone.engine.outbox import refused
-from softphone.engine.peer import Peer, ice_ufrags
+from softphone.engine.peer import (
+    Peer,
+    TurnFailure,
+    candidate_count,
+    has_end_of_candidates,
+    ice_ufrags,
+    new_dtls_wanted,
+)
 from softphone.engine.states import (
     ESTABLISHED,
     TERMINAL,
@@ -76,6 +86,11 @@ Offer = Callable[[str], Awaitable[CallInfo]]
 UNREACHABLE = "the server is unreachable; the call is unchanged"
 # Between tries of a re-offer the server did not take (it may be restarting).
 REOFFER_RETRY = 0.5
+HEALTH_EVERY = 0.25  # seconds between looks at a call's media health
+# An automatic restart is tried at most this often; the callee waits this much longer than the
+# caller before trying, so both sides do not re-offer at once (glare).
+RESTART_SPACING = 4.0
+CALLEE_RESTART_DELAY = 1.5
 
 
 class _RemoteEnded(Exception):
@@ -153,7 +168,16 @@ class CallSession:
         self.muted = False
         self.media_state = "new"  # the peer connection's ICE state
         # What the call is made of.
-        self.media = CallMedia(call_id, self.remote_participant, ctx)
+        # The call's media sees our frame counter (health) beside the engine's listeners.
+        self._frames = 0
+        media_ctx = dataclasses.replace(ctx, seen=self._seen_frame)
+        self.media = CallMedia(call_id, self.remote_participant, media_ctx)
+        self.health = MediaHealth(stall_after=ctx.options.stall_after)
+        self._health_task: asyncio.Task[None] | None = None
+        self._certificate: Any = None  # the DTLS certificate of every peer connection
+        self._last_restart = 0.0  # monotonic time of the last automatic restart
+        self._ice_restart: asyncio.Task[bool] | None = None  # an ICE restart's checks
+        self._restarting = False  # a media restart's negotiation is under way
         self.peer: Peer | None = None
         self.lock = asyncio.Lock()
         self._remote_offer = remote_offer  # an incoming call's offer, until answered
@@ -247,6 +271,7 @@ class CallSession:
                     self.media.video = self.media.open_video(video_size)
                     peer.add_track("video", self.media.video)
                 offer = await peer.create_offer()
+                self._check_reachable(peer)
                 info = await offer_to(offer.sdp)
             except Exception as exc:
                 self._ctx.emit(CallStart(self.id, _error_info(exc)))
@@ -316,6 +341,7 @@ class CallSession:
                 if video and self.media_offered.video:
                     self.media.video = tracks["video"] = self.media.open_video(video_size)
                 sdp = await peer.answer(self._remote_offer, tracks)
+                self._check_reachable(peer)
                 await self.signaling.rest.answer(self._server_id(), sdp)
             except client_errors.ServerError as exc:
                 if exc.code in _NOT_OURS:
@@ -501,38 +527,99 @@ class CallSession:
         source.stop()
 
     async def restart_media(self) -> None:
-        """Renegotiate the media on a new peer connection under the same call id (aiortc has
-        no ICE restart): same sending tracks, hold direction and header-extension ids; the old
-        connection closes once the answer is applied."""
+        """Restart the call's media under the same call id (`call:mediaConnectionChange`
+        `restarting`, then back to `connected`).
+
+        Where our DTLS association still works, an ICE restart on the same peer connection:
+        new ICE credentials and candidates, the same DTLS association and certificate (what
+        Firefox expects: it never starts a new handshake on an ICE restart; Chromium and our
+        engine accept it too). A far end that answers with another fingerprint or tls-id
+        made a new DTLS association: we follow on a new peer connection. Where our DTLS
+        association is gone (failed, closed), a new peer connection with a new certificate:
+        a changed fingerprint is what every stack takes as "new association" (RFC 8842).
+        Returns once the new path is up (or raises)."""
         self._check(ESTABLISHED, "restart media on")
         async with self.lock:
             self._check(ESTABLISHED, "restart media on")
-            old = self.peer
-            assert old is not None
-            new = self._new_peer()
-            new.set_hold(old.local_hold)
-            new.add_track("audio", self.media.source)
-            if self.media.video is not None or old.has_kind("video"):
-                new.add_track("video", self.media.video)
-            # The old connection must stop using the call's tracks before the far end sees the
-            # re-offer: Chrome closes the old DTLS association then, and aiortc's sender stops
-            # its track on the way out (the new connection then sent nothing).
-            old.detach_tracks()
-            try:
-                offer = await new.create_offer([old.remote_sdp, old.local_sdp])
-                self.peer = new
-                answer = await self._exchange(offer.sdp)
-                await new.apply_answer(answer)
-            except BaseException as exc:
-                self.peer = old
-                await new.close()
-                old.reattach_tracks({"audio": self.media.source, "video": self.media.video})
-                if isinstance(exc, EngineError):
-                    raise
-                raise EngineError(Code.GENERIC, f"media restart failed: {exc}") from exc
-            await old.close()
-            await self._negotiated("media restarted")
-            self._watch_media()  # the new connection must come up in time too
+            await self._restart_locked()
+
+    async def _restart_locked(self) -> None:
+        old = self.peer
+        assert old is not None
+        self._set_restarting(True)
+        try:
+            if old.can_restart_ice:
+                done = await self._restart_ice(old)
+                if done:
+                    return
+            await self._restart_transport(old, fresh_certificate=not old.can_restart_ice)
+        finally:
+            self._set_restarting(False)
+
+    async def _restart_ice(self, peer: Peer) -> bool:
+        """An ICE restart that keeps the DTLS association; False when the far end answered
+        with a new one (the caller then moves to a new peer connection)."""
+        try:
+            await peer.prepare_ice_restart()
+            offer = await peer.create_offer()
+            answer = await self._exchange(offer.sdp)
+        except BaseException as exc:
+            await peer.abandon_ice_restart()
+            if isinstance(exc, EngineError):
+                raise
+            raise EngineError(Code.GENERIC, f"media restart failed: {exc}") from exc
+        if new_dtls_wanted(peer.remote_sdp, answer):
+            log.info("call %s: the far end made a new DTLS association", self.id)
+            await peer.abandon_ice_restart()
+            return False
+        try:
+            await peer.apply_local(offer)
+            await peer.apply_answer(answer)
+        except Exception as exc:
+            await peer.abandon_ice_restart()
+            await self._fail(EngineError(Code.ANSWER_MISMATCH, f"bad restart answer: {exc}"))
+            raise EngineError(Code.GENERIC, f"media restart failed: {exc}") from exc
+        task = peer.start_ice_restart()
+        await self._negotiated("media restarted")
+        if task is not None and not await self._ice_restarted(task):
+            raise EngineError(Code.GENERIC, "media restart: ICE found no working path")
+        return True
+
+    async def _ice_restarted(self, task: asyncio.Task[bool]) -> bool:
+        self._ice_restart = task
+        try:
+            async with asyncio.timeout(self._ctx.options.media_timeout):
+                return await asyncio.shield(task)
+        except TimeoutError:
+            return False
+
+    async def _restart_transport(self, old: Peer, *, fresh_certificate: bool) -> None:
+        """Renegotiate on a new peer connection: same sending tracks, hold direction and
+        header-extension ids; the old connection closes once the answer is applied."""
+        new = self._new_peer(fresh_certificate=fresh_certificate)
+        new.set_hold(old.local_hold)
+        new.add_track("audio", self.media.source)
+        if self.media.video is not None or old.has_kind("video"):
+            new.add_track("video", self.media.video)
+        # The old connection must stop using the call's tracks before the far end sees the
+        # re-offer: Chrome closes the old DTLS association then, and aiortc's sender stops
+        # its track on the way out (the new connection then sent nothing).
+        old.detach_tracks()
+        try:
+            offer = await new.create_offer([old.remote_sdp, old.local_sdp])
+            self.peer = new
+            answer = await self._exchange(offer.sdp)
+            await new.apply_answer(answer)
+        except BaseException as exc:
+            self.peer = old
+            await new.close()
+            old.reattach_tracks({"audio": self.media.source, "video": self.media.video})
+            if isinstance(exc, EngineError):
+                raise
+            raise EngineError(Code.GENERIC, f"media restart failed: {exc}") from exc
+        await old.close()
+        await self._negotiated("media restarted")
+        self._watch_media()  # the new connection must come up in time too
 
     async def _reoffer(
         self,
@@ -619,11 +706,32 @@ class CallSession:
             await asyncio.sleep(min(REOFFER_RETRY, left))
 
     async def _remote_update(self, sdp: str) -> None:
-        """The other party re-offered: answer it (a new ICE ufrag means a media restart)."""
+        """The other party re-offered: answer it. New ICE credentials mean a media restart:
+        an ICE restart on this peer connection where the far end keeps its DTLS association
+        (same fingerprint and tls-id) and ours still works, else a new peer connection (with
+        the call's certificate: the far end knows its fingerprint)."""
         old = self.peer
         assert old is not None
         tracks: dict[str, Any] = {"audio": self.media.source, "video": self.media.video}
         restart = bool(ice_ufrags(sdp)) and not ice_ufrags(sdp) & ice_ufrags(old.remote_sdp)
+        if restart and old.can_restart_ice and not new_dtls_wanted(old.remote_sdp, sdp):
+            self._set_restarting(True)
+            try:
+                await old.prepare_ice_restart()
+                try:
+                    answer = await old.answer(sdp, tracks)
+                except BaseException:
+                    await old.abandon_ice_restart()
+                    raise
+                task = old.start_ice_restart()
+                await self._negotiated("remote media restart")
+                await self.signaling.rest.update_answer(self._server_id(), answer)
+            finally:
+                self._set_restarting(False)
+            if task is not None:
+                self._ice_restart = task
+                task.add_done_callback(lambda _: self._check_health())
+            return
         if restart:
             new = self._new_peer()
             new.set_hold(old.local_hold)
@@ -797,29 +905,170 @@ class CallSession:
     def _apply_silence(self) -> None:
         self.media.set_silent(self.muted or self.local_hold)
 
-    def _new_peer(self) -> Peer:
+    def _new_peer(self, *, fresh_certificate: bool = False) -> Peer:
+        """A peer connection of this call: the call's DTLS certificate (the first
+        connection's) unless `fresh_certificate`; its state changes feed the media health."""
         peer: Peer
 
-        def changed(previous: str, state: str) -> None:
+        def ice_changed(previous: str, state: str) -> None:
             if self.peer is not peer:
                 return  # an old peer connection after restart_media
             self.media_state = state
-            self._ctx.emit(CallMediaConnectionChange(self.id, previous, state))
-            if state == "failed" and not self.terminal:
-                self._ctx.spawn(self._media_failed(), f"media failed {self.id}")
+            self._check_health()
 
-        peer = Peer(self.signaling.ice, on_connection_state=changed)
+        def connection_changed(previous: str, state: str) -> None:
+            if self.peer is peer:
+                self._check_health()
+
+        def turn_failed(failure: TurnFailure) -> None:
+            # At once, naming the server: a wrong secret is the user's (or admin's) to fix.
+            info = ErrorInfo(Code.MEDIA_UNAVAILABLE, failure.describe())
+            self._ctx.emit(MediaError(info, self.id))
+
+        certificate = None if fresh_certificate else self._certificate
+        peer = Peer(
+            self.signaling.ice,
+            on_connection_state=ice_changed,
+            on_peer_state=connection_changed,
+            on_turn_failure=turn_failed,
+            certificate=certificate,
+        )
+        if self._certificate is None or fresh_certificate:
+            self._certificate = peer.certificate
         return peer
 
-    async def _media_failed(self) -> None:
+    def _check_reachable(self, peer: Peer) -> None:
+        """Our offer or answer has no candidate at all because TURN refused us (and there is no
+        host address to offer): nobody can reach us, so the call fails now, saying why."""
+        failures = peer.turn_failures
+        if failures and not peer.has_local_candidates:
+            described = "; ".join(f.describe() for f in failures)
+            why = f"no media path: {described}; no other address to offer"
+            raise EngineError(Code.MEDIA_UNAVAILABLE, why)
+
+    def _seen_frame(self, call_id: str, frame: Any) -> None:
+        self._frames += 1
+        self._ctx.seen(call_id, frame)
+
+    # -- media health ------------------------------------------------------------------------
+
+    def _flow_counts(self) -> dict[str, tuple[str, int]]:
+        """What arrived and was decoded so far per remote track we can count."""
+        counts: dict[str, tuple[str, int]] = {}
+        media = self.media
+        for track_id, kind in self.remote_tracks.items():
+            if kind == "audio" and media.receive is not None:
+                stats = media.receive.stats()
+                counts[track_id] = ("audio", stats.played + stats.fec)
+            elif kind == "video" and media.video_sink is not None:
+                counts[track_id] = ("video", self._frames)
+        return counts
+
+    def _set_restarting(self, restarting: bool) -> None:
+        self._restarting = restarting
+        self._check_health()
+
+    def _check_health(self) -> HealthChange | None:
+        """Look at the media now; report a change at once (never raises)."""
+        if self.terminal:
+            return None
+        peer = self.peer
+        health = self.health
+        if peer is None:
+            return None
+        try:
+            turn = [f.describe() for f in peer.turn_failures]
+            # The ICE state as its callback reported it (media_state) for the current peer.
+            health.transport(self.media_state, peer.connection_state, peer.dtls_failure, turn)
+            remote = peer.remote_sdp
+            if remote and not candidate_count(remote) and has_end_of_candidates(remote):
+                health.path_note = "the other party offered no address to reach it"
+            task = self._ice_restart
+            health.set_restarting(self._restarting or (task is not None and not task.done()))
+            health.flows(self._flow_counts(), self._listening() and not health.restarting)
+            change = health.update()
+        except Exception:
+            log.exception("call %s: media health check failed", self.id)
+            return None
+        if change is not None:
+            self._report_health(change)
+        return change
+
+    def _report_health(self, change: HealthChange) -> None:
+        self._ctx.emit(
+            CallMediaConnectionChange(
+                self.id,
+                change.previous,
+                change.state,
+                ice=change.ice,
+                connection=change.connection,
+                reason=change.reason,
+            )
+        )
+        if change.state in BAD and change.reason:
+            self._ctx.emit(MediaError(ErrorInfo(Code.MEDIA_UNAVAILABLE, change.reason), self.id))
+        if change.state == "failed" and self.established:
+            # ICE or DTLS failed for good on this connection: during setup nothing can be
+            # recovered (a fingerprint that does not match, no path), and after it aioice
+            # declares ICE failed only once consent has failed for 30 s, long after the media
+            # stalled (restarted then) and beyond `media_dead_timeout`.
+            if self.health.dtls_failure is not None:
+                reason = change.reason or "the secure media connection (DTLS) failed"
+            else:
+                reason = f"media connection failed (ICE): {change.reason}"
+            self._ctx.spawn(self._end_for_media(reason, self.peer), f"media failed {self.id}")
+
+    async def _end_for_media(self, reason: str, peer: Peer | None = None) -> None:
         async with self.lock:
-            if not self.terminal:
-                await self._fail(EngineError(Code.GENERIC, "media connection failed (ICE)"))
+            if self.terminal or (peer is not None and self.peer is not peer):
+                return
+            await self._fail(EngineError(Code.MEDIA_UNAVAILABLE, reason))
+
+    async def _health_loop(self) -> None:
+        """While the call lives: look at the media every HEALTH_EVERY; media dead (failed,
+        stalled) is restarted (`auto_restart`), and ended past `media_dead_timeout`."""
+        options = self._ctx.options
+        started_dead = 0.0
+        while not self.terminal:
+            await asyncio.sleep(HEALTH_EVERY)
+            self._check_health()
+            health = self.health
+            dead = health.dead_for()
+            if not dead or health.state not in BAD | {"restarting"}:
+                started_dead = 0.0
+                continue
+            if not started_dead:
+                started_dead = time.monotonic()
+            if dead > options.media_dead_timeout:
+                why = health.reason or "the media stopped"
+                await self._end_for_media(f"no media for {options.media_dead_timeout:g} s: {why}")
+                return
+            if options.auto_restart and health.state in BAD and not self.lock.locked():
+                wait = CALLEE_RESTART_DELAY if self.direction == "incoming" else 0.0
+                now = time.monotonic()
+                if now - started_dead >= wait and now - self._last_restart >= RESTART_SPACING:
+                    self._last_restart = now
+                    self._ctx.spawn(self._auto_restart(), f"media restart {self.id}")
+
+    async def _auto_restart(self) -> None:
+        try:
+            async with self.lock:
+                if self.terminal or self.state != S.CONNECTED or self.health.state not in BAD:
+                    return
+                log.info("call %s: restarting the media (%s)", self.id, self.health.reason)
+                await self._restart_locked()
+        except EngineError as exc:
+            log.info("call %s: automatic media restart failed: %s", self.id, exc.info.message)
+        except Exception:
+            log.exception("call %s: automatic media restart failed", self.id)
 
     def _watch_media(self) -> None:
-        """Both descriptions are applied: the media connection must come up in time. aiortc
-        never reports a failure when there is no candidate pair at all (it does not even
-        start ICE), and a call would sit Connected in silence for ever."""
+        """Both descriptions are applied: the media connection must come up in time (aiortc
+        never reports a failure when there is no candidate pair at all: it does not even
+        start ICE), and its health is watched for the rest of the call."""
+        if self._health_task is None:
+            self._health_task = self._ctx.spawn(self._health_loop(), f"media health {self.id}")
+        self._check_health()
         peer = self.peer
         if peer is None or self._watched is peer:
             return
@@ -832,15 +1081,19 @@ class CallSession:
         while time.monotonic() < deadline:
             if self.terminal or self.peer is not peer or peer.closed:
                 return
-            if peer.ice_state in ("connected", "completed"):
+            if peer.connection_state == "connected":
                 return
             await asyncio.sleep(0.2)
         async with self.lock:
             if self.terminal or self.peer is not peer:
                 return
-            if peer.ice_state in ("connected", "completed"):
+            if peer.connection_state == "connected":
                 return
-            why = f"no media connection after {timeout:g} s (ICE found no working path)"
+            if peer.ice_state in ("connected", "completed"):
+                why = "the secure media connection (DTLS) did not complete its handshake"
+            else:
+                why = self.health.no_path_reason()
+            why = f"no media connection after {timeout:g} s ({why})"
             await self._fail(EngineError(Code.GENERIC, why))
 
     # -- the end -----------------------------------------------------------------------------
@@ -858,6 +1111,8 @@ class CallSession:
             waiter.set_exception(_RemoteEnded())
         if self.peer is not None:
             await self.peer.close()
+        if self._health_task is not None and self._health_task is not asyncio.current_task():
+            self._health_task.cancel()
         await self.media.release()
         if self.signaling.anonymous is not None:
             with contextlib.suppress(Exception):

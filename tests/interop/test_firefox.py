@@ -88,12 +88,6 @@ async def test_engine_holds_and_unholds_firefox_and_hears_it_again(
     await alice.engine.end(out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 (3): restart_media's new peer connection brings a new certificate; "
-    "Firefox restarts ICE but keeps its DTLS association, and our new transport waits "
-    "forever (needs an ICE restart that keeps DTLS, in the session)",
-)
 async def test_engine_restarts_media_toward_firefox(
     firefox: PagePhone, server: RunningServer, parties: Parties
 ) -> None:

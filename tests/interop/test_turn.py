@@ -6,16 +6,20 @@ relayed ones and every packet goes through it."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import aioice.ice
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
 
+from softphone.engine.errors import EngineError
 from softphone.engine.events import CallError, MediaError
+from softphone.engine.peer import TurnFailure
 from softphone.engine.states import CallState
 from softphone.server.runner import RunningServer
 from tests.engine.conftest import Parties, Party, ServerFactory
-from tests.interop.conftest import TurnFactory
+from tests.interop.conftest import SignalingFactory, TurnFactory
 from tests.interop.coturn import Coturn
 
 SECRET = b"interop-turn-secret"
@@ -78,33 +82,72 @@ async def test_relay_only_call_through_coturn(
     await alice.engine.end(out)
 
 
+def assert_refused(failures: list[TurnFailure], turn: Coturn) -> None:
+    [failure] = failures
+    assert failure.server == f"127.0.0.1:{turn.port}"
+    assert failure.code == 401
+    assert "refused our credentials" in failure.describe()
+    assert failure.server in failure.describe()
+
+
+async def offer_without_candidates() -> str:
+    """An offer with no candidate at all and end-of-candidates (what a caller whose own TURN
+    failed sends): made by a plain aiortc peer connection under `relay_only`."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver("audio")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+    finally:
+        await pc.close()
+    assert "a=candidate:" not in sdp and "a=end-of-candidates" in sdp
+    return sdp
+
+
 @pytest.mark.usefixtures("relay_only")
 async def test_wrong_turn_secret_is_known_with_the_server(
-    start_server: ServerFactory, tmp_path: Path, parties: Parties, coturn: TurnFactory
+    start_server: ServerFactory,
+    tmp_path: Path,
+    parties: Parties,
+    coturn: TurnFactory,
+    signaling: SignalingFactory,
 ) -> None:
     """coturn refuses credentials minted with another secret (401): each side's peer
-    connection says so, naming the server, as soon as its offer or answer is made."""
+    connection knows it, naming the server, as soon as its offer or answer is made, and the
+    call fails at once with that reason (no candidate at all: nobody can reach us). The
+    callee's offer had no candidates: it still asked TURN (aioice had pruned everything)."""
     turn = await coturn(SECRET)
     server = await server_with_turn(start_server, tmp_path, turn, b"not-the-turn-secret")
-    alice, bob, out, in_id = await call(server, parties, media_timeout=60)
-    await bob.events.state(in_id, CallState.CONNECTED)  # signaling only: no media path
-    for party, call_id in ((alice, out), (bob, in_id)):
-        peer = party.engine.session(call_id).peer
-        assert peer is not None
-        [failure] = peer.turn_failures
-        assert failure.server == f"127.0.0.1:{turn.port}"
-        assert failure.code == 401
-        assert "refused our credentials" in failure.describe()
-        assert failure.server in failure.describe()
-        assert peer.selected_pair() is None
+    where = f"127.0.0.1:{turn.port}"
+    # The caller: make fails at once.
+    alice = await parties.online(server, "alice", media_timeout=60)
+    started = time.monotonic()
+    out = await alice.engine.make("bob")
+    error = await alice.events.wait(CallError, lambda e: e.call_id == out, timeout=10)
+    assert time.monotonic() - started < 5
+    assert where in error.error.message and "401" in error.error.message
+    peer = alice.engine.session(out).peer
+    assert peer is not None
+    assert_refused(peer.turn_failures, turn)
+    await alice.events.state(out, CallState.ENDED)
+    # The callee of an offer with no candidates: its answer fails at once, saying why.
+    carol, _stream = await signaling(server, "carol")
+    bob = await parties.online(server, "bob", media_timeout=60)
+    made = await carol.rest.make_call("bob", await offer_without_candidates())
+    incoming = await bob.events.wait(
+        object, lambda e: getattr(e, "name", "") == "call:receive", timeout=15
+    )
+    in_id = str(incoming.call_id)  # type: ignore[attr-defined]
+    with pytest.raises(EngineError) as refused:
+        await bob.engine.answer(in_id)
+    assert where in str(refused.value)
+    peer = bob.engine.session(in_id).peer
+    assert peer is not None
+    assert_refused(peer.turn_failures, turn)
+    await bob.events.state(in_id, CallState.ENDED)
+    del made
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 (5): a wrong TURN secret ends the call only after the media timeout "
-    "with 'ICE found no working path'; nothing tells the user the relay refused the "
-    "credentials (Peer.turn_failures has it: the session must report it)",
-)
 @pytest.mark.usefixtures("relay_only")
 async def test_wrong_turn_secret_is_reported_to_the_user(
     start_server: ServerFactory, tmp_path: Path, parties: Parties, coturn: TurnFactory

@@ -112,11 +112,6 @@ def wrong_fingerprint(sdp: str) -> str:
     return "\r\n".join(lines)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 (1): a DTLS handshake that fails after ICE succeeded is never reported; "
-    "the call stays Connected with no media (needs the session's media health model)",
-)
 async def test_dtls_failure_after_ice_is_reported(
     server: RunningServer, parties: Parties, webrtcbin: GstFactory, signaling: SignalingFactory
 ) -> None:
