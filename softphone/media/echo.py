@@ -15,7 +15,11 @@ device, after any mixing or volume), and the delay is the device round trip (Por
 `outputBufferDacTime - currentTime` plus the input's latency); AEC3 estimates the rest itself.
 `enabled = False` passes audio through untouched (and stops feeding the reference). Blocks of
 any size work; 10 ms multiples (480 samples at 48 kHz) add no delay, other sizes add up to
-10 ms on the near end. `far_end` and `near_end` may be called from different threads.
+10 ms on the near end. `far_end` and `near_end` may be called from different threads:
+`far_end` only queues (the output callback must stay quick: a late one underruns, and the
+sound server then raises its latency, which moves the echo and makes AEC3 start over), and
+`near_end` hands the queued reference to the APM before each microphone frame, so every APM
+call runs on the input's thread with render and capture in the order they happened.
 
 livekit is imported when the first canceller is made: it costs ~0.3 s and a native library
 that nothing else needs.
@@ -23,6 +27,7 @@ that nothing else needs.
 
 from __future__ import annotations
 
+import collections
 import threading
 from typing import Any
 
@@ -34,6 +39,9 @@ from softphone.media.constants import SAMPLE_RATE
 Pcm = npt.NDArray[np.int16]
 
 FRAME = SAMPLE_RATE // 100  # the APM works on 10 ms frames
+# Reference frames waiting for the microphone: a second. More means the input stalled; the
+# oldest are dropped (AEC3 re-aligns by itself).
+MAX_FAR_FRAMES = 100
 
 
 class EchoCanceller:
@@ -59,9 +67,12 @@ class EchoCanceller:
         )
         self.enabled = enabled
         self.flags = (echo_cancellation, noise_suppression, auto_gain_control)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the APM and the near-end buffers
+        self._far_lock = threading.Lock()  # the reference queue only: held for microseconds
         self._delay_ms = 0
-        self._far: Pcm = np.zeros(0, np.int16)
+        self._far: Pcm = np.zeros(0, np.int16)  # less than a frame, waiting for the rest
+        self._far_frames: collections.deque[Pcm] = collections.deque()
+        self.far_dropped = 0
         self._near_in: Pcm = np.zeros(0, np.int16)
         self._near_out: Pcm = np.zeros(0, np.int16)
         self.frames = 0
@@ -75,11 +86,23 @@ class EchoCanceller:
         """Audio just played on the speaker (48 kHz mono int16)."""
         if not self.enabled:
             return
-        with self._lock:
-            self._far = np.concatenate([self._far, pcm.astype(np.int16, copy=False)])
-            while self._far.size >= FRAME:
-                frame, self._far = self._far[:FRAME], self._far[FRAME:]
-                self._apm.process_reverse_stream(self._frame(frame))
+        with self._far_lock:
+            far = np.concatenate([self._far, pcm.astype(np.int16, copy=False)])
+            whole = far.size - far.size % FRAME
+            for i in range(0, whole, FRAME):
+                self._far_frames.append(far[i : i + FRAME])
+            self._far = far[whole:]
+            while len(self._far_frames) > MAX_FAR_FRAMES:
+                self._far_frames.popleft()
+                self.far_dropped += 1
+
+    def _feed_reference(self) -> None:
+        """Everything played so far goes to the APM before the next microphone frame."""
+        with self._far_lock:
+            frames = list(self._far_frames)
+            self._far_frames.clear()
+        for frame in frames:
+            self._apm.process_reverse_stream(self._frame(frame))
 
     def near_end(self, pcm: Pcm) -> Pcm:
         """Microphone audio in, processed audio out (same length)."""
@@ -90,6 +113,7 @@ class EchoCanceller:
             done = []
             while self._near_in.size >= FRAME:
                 chunk, self._near_in = self._near_in[:FRAME], self._near_in[FRAME:]
+                self._feed_reference()
                 frame = self._frame(chunk)
                 self._apm.set_stream_delay_ms(self._delay_ms)
                 self._apm.process_stream(frame)
