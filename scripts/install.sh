@@ -36,7 +36,7 @@ APT_TEST=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils chromium
           firefox-esr coturn python3-gi gir1.2-gstreamer-1.0
           gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-nice-0.1
           gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-          gstreamer1.0-nice gstreamer1.0-libav)
+          gstreamer1.0-nice gstreamer1.0-libav espeak-ng)
 
 apt_install() {
     local missing=()
