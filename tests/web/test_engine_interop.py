@@ -160,3 +160,45 @@ async def test_engine_restarts_media_toward_the_page(
     assert engine.get(out).state == CallState.CONNECTED
     await engine.end(out)
     await wait_state(bob, "Ended")
+
+
+def opus_fmtp(sdp: str) -> list[str]:
+    """The fmtp lines of the Opus payload types in `sdp`."""
+    lines = sdp.splitlines()
+    opus = {
+        line.split()[0].removeprefix("a=rtpmap:")
+        for line in lines
+        if line.startswith("a=rtpmap:") and "opus/48000" in line.lower()
+    }
+    return [line for line in lines if line.startswith("a=fmtp:") and line[7:].split()[0] in opus]
+
+
+async def test_opus_fec_negotiated_with_chromium_and_audio_both_ways(
+    browser: Any, web_server: RunningServer, alice_engine: Engine
+) -> None:
+    """Our offer asks for Opus in-band FEC and Chromium's answer agrees (useinbandfec=1 in
+    both descriptions); audio still flows both ways: the page receives ours, and Chromium's
+    fake microphone (a beep a second) is decoded and played by our receive path."""
+    engine = alice_engine
+    bob, _ = await login(browser, web_server, "bob")
+    loud: list[int] = []
+    engine.add_pcm_listener(lambda _cid, pcm: loud.append(int(abs(pcm).max())))
+    out = await engine.make("bob")
+    await row(bob).locator("button.answer").click()
+    await until(lambda: engine.get(out).state == CallState.CONNECTED)
+    cid = str(await row(bob).get_attribute("data-call-id"))
+    # Our offer as Chromium got it, and Chromium's answer as we got it.
+    offer = await bob.evaluate(
+        "id => window.softphone.calls.calls.get(id).pc.remoteDescription.sdp", cid
+    )
+    peer = engine.session(out).peer
+    assert peer is not None and peer.remote_sdp is not None
+    for sdp in (offer, peer.remote_sdp):
+        assert opus_fmtp(sdp) and all("useinbandfec=1" in f for f in opus_fmtp(sdp)), sdp
+    await media_flows(bob, cid, video=False)
+    await until(lambda: len(loud) >= 150 and max(loud) > 1000)  # 3 s played, a beep heard
+    stats = await engine.get_stats(out)
+    jitter_buffer = stats["audio"]["jitter_buffer"]
+    assert jitter_buffer["played"] > 0, stats
+    await engine.end(out)
+    await wait_state(bob, "Ended")
