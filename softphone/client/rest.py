@@ -29,6 +29,7 @@ from softphone.protocol.models import (
     AnonymousIceResponse,
     CallInfo,
     CallList,
+    CandidateRequest,
     DtmfRequest,
     ErrorBody,
     ForwardRequest,
@@ -341,6 +342,20 @@ class RestClient:
         return await self._action(
             call_id, "dtmf", DtmfRequest(digits=digits, duration_ms=duration_ms)
         )
+
+    async def candidate(
+        self,
+        call_id: str,
+        candidate: str | None,
+        sdp_mid: str | None = None,
+        sdp_mline_index: int | None = None,
+        ufrag: str | None = None,
+    ) -> CallInfo:
+        """Trickle one ICE candidate to the other party (None: the end of our candidates)."""
+        body = CandidateRequest(
+            candidate=candidate, sdp_mid=sdp_mid, sdp_mline_index=sdp_mline_index, ufrag=ufrag
+        )
+        return await self._action(call_id, "candidates", body)
 
     async def forward(self, call_id: str, to: str) -> CallInfo:
         return await self._action(call_id, "forward", ForwardRequest(to=to))

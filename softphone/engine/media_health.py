@@ -69,6 +69,7 @@ class MediaHealth:
     _flows: dict[str, _Flow] = field(default_factory=dict)
     _expecting: bool = False
     _bad_since: float | None = None
+    _last_arrival: float = 0.0  # when any track's count last grew
 
     # -- what the session observed -----------------------------------------------------------
 
@@ -99,6 +100,7 @@ class MediaHealth:
                 self._flows[track_id] = _Flow(kind, count, now)
             elif count != known.count:
                 known.count, known.progress = count, now
+                self._last_arrival = now
 
     def set_restarting(self, restarting: bool) -> None:
         was, self.restarting = self.restarting, restarting
@@ -157,17 +159,30 @@ class MediaHealth:
         """Derive the state now; the change since the last call, if any."""
         state, reason = self._derive()
         now = self.clock()
+        if state == "connected" and self._waiting_for_arrival():
+            # Up again (a restart's grace period), but nothing has arrived since the media
+            # went bad: still stalled, and the dead time keeps counting.
+            state = "stalled"
+            reason = self.reason if self.state in BAD and self.reason else "no media yet"
         if state == "connected":
             self.ever_up = True
             self._bad_since = None
         elif self.ever_up and self._bad_since is None and state != "closed":
-            self._bad_since = now
+            # Dead since the last packet when the media stalled (not since we noticed).
+            stalled = state == "stalled" and self._expecting and self._flows
+            self._bad_since = min(f.progress for f in self._flows.values()) if stalled else now
         previous = self.state
         changed = state != previous or (state in BAD and reason != self.reason)
         self.state, self.reason = state, reason
         if not changed:
             return None
         return HealthChange(previous, state, self.ice, self.connection, reason)
+
+    def _waiting_for_arrival(self) -> bool:
+        bad = self._bad_since
+        return (
+            bad is not None and self._expecting and bool(self._flows) and self._last_arrival <= bad
+        )
 
     def dead_for(self) -> float:
         """Seconds the media of a call that had been up has not been `connected`."""

@@ -178,6 +178,7 @@ class CallSession:
         self._last_restart = 0.0  # monotonic time of the last automatic restart
         self._ice_restart: asyncio.Task[bool] | None = None  # an ICE restart's checks
         self._restarting = False  # a media restart's negotiation is under way
+        self._early_candidates: list[frames.CallCandidate] = []  # before their description
         self.peer: Peer | None = None
         self.lock = asyncio.Lock()
         self._remote_offer = remote_offer  # an incoming call's offer, until answered
@@ -292,6 +293,7 @@ class CallSession:
         except Exception as exc:
             await self._fail(EngineError(Code.ANSWER_MISMATCH, f"bad answer: {exc}"))
             return
+        await self._apply_early_candidates()
         self._transition(S.CONNECTED, "answered")
         await self._negotiated("answered")
 
@@ -342,6 +344,7 @@ class CallSession:
                     self.media.video = tracks["video"] = self.media.open_video(video_size)
                 sdp = await peer.answer(self._remote_offer, tracks)
                 self._check_reachable(peer)
+                await self._apply_early_candidates()
                 await self.signaling.rest.answer(self._server_id(), sdp)
             except client_errors.ServerError as exc:
                 if exc.code in _NOT_OURS:
@@ -565,7 +568,7 @@ class CallSession:
             answer = await self._exchange(offer.sdp)
         except BaseException as exc:
             await peer.abandon_ice_restart()
-            if isinstance(exc, EngineError):
+            if isinstance(exc, EngineError | asyncio.CancelledError):
                 raise
             raise EngineError(Code.GENERIC, f"media restart failed: {exc}") from exc
         if new_dtls_wanted(peer.remote_sdp, answer):
@@ -614,7 +617,7 @@ class CallSession:
             self.peer = old
             await new.close()
             old.reattach_tracks({"audio": self.media.source, "video": self.media.video})
-            if isinstance(exc, EngineError):
+            if isinstance(exc, EngineError | asyncio.CancelledError):
                 raise
             raise EngineError(Code.GENERIC, f"media restart failed: {exc}") from exc
         await old.close()
@@ -843,6 +846,31 @@ class CallSession:
                 await self._finish(S.ENDED, reason, f"ended: {reason}")
             case frames.CallUpdate(sdp=sdp) if self.established:
                 await self._remote_update(sdp)
+            case frames.CallCandidate():
+                await self._remote_candidate(frame)
+
+    # -- trickled candidates (protocol v1 extension) -----------------------------------------
+
+    async def _remote_candidate(self, frame: frames.CallCandidate) -> None:
+        """The other party's trickled candidate: added to the peer connection once it has the
+        description the candidate belongs to, kept until then (an offer not answered yet)."""
+        peer = self.peer
+        if peer is None or peer.remote_sdp is None or peer.closed:
+            self._early_candidates.append(frame)
+            return
+        if frame.ufrag and frame.ufrag not in ice_ufrags(peer.remote_sdp):
+            log.info("call %s: a candidate of other ICE credentials, ignored", self.id)
+            return
+        try:
+            await peer.add_candidate(frame.candidate, frame.sdp_mid, frame.sdp_mline_index)
+        except Exception as exc:  # one bad candidate does not end the call
+            log.info("call %s: trickled candidate refused: %s", self.id, exc)
+        self._check_health()
+
+    async def _apply_early_candidates(self) -> None:
+        early, self._early_candidates = self._early_candidates, []
+        for frame in early:
+            await self._remote_candidate(frame)
 
     # -- transitions and media after each negotiation ----------------------------------------
 
@@ -1051,12 +1079,18 @@ class CallSession:
                     self._ctx.spawn(self._auto_restart(), f"media restart {self.id}")
 
     async def _auto_restart(self) -> None:
+        """Restart dead media, within what is left of `media_dead_timeout` (a far end that
+        never answers the re-offer must not hold the call past it)."""
         try:
             async with self.lock:
                 if self.terminal or self.state != S.CONNECTED or self.health.state not in BAD:
                     return
+                left = self._ctx.options.media_dead_timeout - self.health.dead_for()
                 log.info("call %s: restarting the media (%s)", self.id, self.health.reason)
-                await self._restart_locked()
+                async with asyncio.timeout(max(left, 0.5)):
+                    await self._restart_locked()
+        except TimeoutError:
+            log.info("call %s: automatic media restart: no answer in time", self.id)
         except EngineError as exc:
             log.info("call %s: automatic media restart failed: %s", self.id, exc.info.message)
         except Exception:

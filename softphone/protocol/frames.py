@@ -134,6 +134,18 @@ class CallDtmf(ServerFrame, tag="call.dtmf"):
     duration_ms: int
 
 
+class CallCandidate(ServerFrame, tag="call.candidate"):
+    """The other party's trickled ICE candidate (protocol v1 extension, §3.3 `candidates`);
+    `candidate` null: the end of its candidates. A client that does not trickle may ignore
+    it (the SDP it receives may then lack the candidates: connectivity checks still reach it)."""
+
+    call_id: str
+    candidate: str | None = None
+    sdp_mid: str | None = None
+    sdp_mline_index: int | None = None
+    ufrag: str | None = None
+
+
 Notification = (
     SubscriptionGone
     | CallIncoming
@@ -145,6 +157,7 @@ Notification = (
     | CallUpdate
     | CallUpdateAnswer
     | CallDtmf
+    | CallCandidate
 )
 
 ServerFrames = Welcome | ResumeFailed | ServerPing | ServerPong | ErrorFrame | Notification

@@ -60,6 +60,15 @@ DtmfDigits = Annotated[
     ),
 ]
 DtmfDuration = Annotated[int, msgspec.Meta(ge=40, le=2000)]
+IceCandidateLine = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(a=)?candidate:\S",
+        max_length=1024,
+        description="one ICE candidate as in SDP: 'candidate:...' (an 'a=' prefix is accepted)",
+    ),
+]
+Mid = Annotated[str, msgspec.Meta(max_length=32)]
 Service = Literal["call"]
 Services = Annotated[list[Service], msgspec.Meta(min_length=1)]
 # The upper bound is the server's `subscription_max_expires`; the OpenAPI document adds it.
@@ -149,6 +158,15 @@ class SdpRequest(Request):
 class DtmfRequest(Request):
     digits: DtmfDigits
     duration_ms: DtmfDuration = 100
+
+
+class CandidateRequest(Request):
+    """One trickled ICE candidate (`candidate` null: the end of this party's candidates)."""
+
+    candidate: IceCandidateLine | None = None
+    sdp_mid: Mid | None = None
+    sdp_mline_index: Annotated[int, msgspec.Meta(ge=0, le=63)] | None = None
+    ufrag: Annotated[str, msgspec.Meta(max_length=256)] | None = None
 
 
 class ForwardRequest(Request):

@@ -20,6 +20,7 @@ from softphone.protocol.errors import ErrorCode
 from softphone.protocol.frames import (
     CallAnswered,
     CallCancelled,
+    CallCandidate,
     CallDtmf,
     CallEnded,
     CallIncoming,
@@ -373,6 +374,23 @@ class CallService:
             self._other_session(call, role),
             CallDtmf(call_id=call.id, digits=digits, duration_ms=duration_ms),
         )
+        return call
+
+    @_atomic
+    def candidate(self, session: Session, call_id: str, frame: CallCandidate) -> CallRow:
+        """Relay a trickled ICE candidate (protocol v1 extension) to the other party: the
+        caller's go to the callee's devices before the answer (any may answer) and to the
+        answering device after; the callee's go to the caller once it has answered."""
+        call = self._find(session, call_id)
+        role = self._role(session, call)
+        self._require_state(call, LIVE, "send candidates on")
+        frame.call_id = call.id
+        if role is Role.CALLEE and call.state in UNANSWERED:
+            raise ApiError(ErrorCode.WRONG_STATE, "answer the call before sending candidates")
+        if call.state in UNANSWERED:
+            self._hub.to_user(call.callee, frame, exclude=session.token_hash)
+        else:
+            self._hub.to_session(self._other_session(call, role), frame)
         return call
 
     @_atomic

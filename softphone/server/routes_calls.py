@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from softphone.protocol.errors import ErrorCode as E
+from softphone.protocol.frames import CallCandidate
 from softphone.protocol.models import (
     CallInfo,
     CallList,
+    CandidateRequest,
     DtmfRequest,
     ForwardRequest,
     MakeCallRequest,
@@ -107,6 +109,16 @@ def _action(name: str, summary: str, body: type | None = None, extra: tuple[E, .
             call = calls.update(session, call_id, (await decode(request, SdpRequest)).sdp)
         elif name == "update-answer":
             call = calls.update_answer(session, call_id, (await decode(request, SdpRequest)).sdp)
+        elif name == "candidates":
+            body = await decode(request, CandidateRequest)
+            frame = CallCandidate(
+                call_id=call_id,
+                candidate=body.candidate,
+                sdp_mid=body.sdp_mid,
+                sdp_mline_index=body.sdp_mline_index,
+                ufrag=body.ufrag,
+            )
+            call = calls.candidate(session, call_id, frame)
         elif name == "dtmf":
             dtmf = await decode(request, DtmfRequest)
             call = calls.dtmf(session, call_id, dtmf.digits, dtmf.duration_ms)
@@ -140,6 +152,12 @@ _action(
 )
 _action("update-answer", "The other party: answer the pending re-offer", SdpRequest)
 _action("dtmf", "Either party: relay DTMF digits to the other party", DtmfRequest)
+_action(
+    "candidates",
+    "Either party: relay one trickled ICE candidate (null: end of candidates) to the other "
+    "party (protocol v1 extension; the callee after its answer)",
+    CandidateRequest,
+)
 _action(
     "forward",
     "Callee: redirect an unanswered call to another user",

@@ -78,6 +78,18 @@ class Firefox:
     async def run(self, body: str, timeout: float = 20) -> Any:
         return await self._call({"op": "eval", "expr": body}, timeout=timeout)
 
+    async def kill(self) -> None:
+        """SIGKILL Firefox and the driver at once: a peer that vanishes. Puppeteer starts
+        Firefox detached (a process group of its own), so every descendant of the driver is
+        found by its parent id and killed by pid."""
+        if self._process.returncode is not None:
+            return
+        pids = _descendants(self._process.pid)
+        for pid in [*pids, self._process.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        await self._process.wait()
+
     async def close(self) -> None:
         if self._process.returncode is None:
             if self._process.stdin is not None:
@@ -88,3 +100,24 @@ class Firefox:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self._process.pid, signal.SIGKILL)
                 await self._process.wait()
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below `root` (from /proc: each one's parent id)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found

@@ -6,8 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-import pytest
-
+from softphone.engine.events import CallMediaConnectionChange, CallStateChange
 from softphone.engine.states import CallState
 from softphone.server.runner import RunningServer
 from tests.engine.conftest import Parties, Party
@@ -97,3 +96,29 @@ async def test_engine_restarts_media_toward_firefox(
     await hears_firefox(alice)
     await firefox.audio_flows(page_id)
     assert alice.engine.get(out).state == CallState.CONNECTED
+
+
+async def test_firefox_killed_is_told_at_once_and_ends_the_call(
+    firefox: PagePhone, server: RunningServer, parties: Parties
+) -> None:
+    """Firefox vanishes mid-call (SIGKILL: no BYE, no hang-up): the engine says the media
+    stalled within stall_after + 1 s, and the call ends with that reason (the server may
+    end it first when it notices the page's websocket is gone: told either way)."""
+    alice, out, _page_id = await engine_calls_firefox(firefox, server, parties)
+    await hears_firefox(alice)
+    await firefox.browser.kill()
+    died = time.monotonic()
+
+    def told(event: object) -> bool:
+        if getattr(event, "call_id", None) != out:
+            return False
+        if isinstance(event, CallMediaConnectionChange):
+            return event.state == "stalled"
+        return isinstance(event, CallStateChange) and event.state == CallState.ENDED
+
+    event = await alice.events.wait(object, told, timeout=6)
+    assert time.monotonic() - died < 2.0 + 1.5
+    if isinstance(event, CallMediaConnectionChange):
+        assert event.reason and "no audio has arrived" in event.reason
+    await alice.events.state(out, CallState.ENDED, timeout=15)
+    assert time.monotonic() - died < 10.0 + 2.0

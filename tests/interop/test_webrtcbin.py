@@ -8,8 +8,6 @@ import asyncio
 import time
 from collections.abc import Callable
 
-import pytest
-
 from softphone.client import SignalingClient
 from softphone.client.events import EventStream, Notification
 from softphone.engine.events import CallError, CallMediaConnectionChange, MediaError
@@ -140,3 +138,32 @@ async def test_dtls_failure_after_ice_is_reported(
     await alice.events.wait(
         object, lambda e: getattr(e, "call_id", None) == incoming.id and told(e), timeout=10
     )
+
+
+async def test_webrtcbin_killed_is_told_at_once_and_ends_the_call(
+    server: RunningServer, parties: Parties, webrtcbin: GstFactory, signaling: SignalingFactory
+) -> None:
+    """webrtcbin vanishes mid-call (SIGKILL; its signaling stays, so only the media can tell):
+    `stalled` with a reason within stall_after + 1 s, the automatic restart gets no answer,
+    and the call ends past media_dead_timeout with that reason."""
+    alice = await parties.online(
+        server, "alice", audio_in=f"tone:{ENGINE_TONE:g}", media_dead_timeout=5.0
+    )
+    bob, stream = await signaling(server, "bob")
+    gst = await webrtcbin(GST_TONE)
+    out = await alice.engine.make("bob")
+    offer = await incoming_offer(stream)
+    await bob.rest.answer(offer.call.id, await gst.answer(offer.sdp))
+    await alice.events.state(out, CallState.CONNECTED)
+    await engine_hears(alice, GST_TONE)
+    await gst.kill()
+    died = time.monotonic()
+    stalled = await alice.events.wait(
+        CallMediaConnectionChange, lambda e: e.call_id == out and e.state == "stalled", timeout=6
+    )
+    assert time.monotonic() - died < 2.0 + 1.5
+    assert stalled.reason and "no audio has arrived" in stalled.reason
+    error = await alice.events.wait(CallError, lambda e: e.call_id == out, timeout=10)
+    assert "no media for 5 s" in error.error.message, error.error.message
+    assert 4.5 < time.monotonic() - died < 5.0 + 1.0
+    await alice.events.state(out, CallState.ENDED)

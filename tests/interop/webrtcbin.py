@@ -69,6 +69,13 @@ class Webrtcbin:
     async def state(self) -> dict[str, Any]:
         return await self._call(op="state")
 
+    async def kill(self) -> None:
+        """SIGKILL the helper: a peer that vanishes (no BYE, no DTLS close alert)."""
+        if self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            await self._process.wait()
+
     async def close(self) -> None:
         if self._process.returncode is not None:
             return

@@ -4,8 +4,12 @@
 // single "current call".
 //
 // WebRTC: an RTCPeerConnection per call with the subscription's ICE servers (an anonymous call:
-// those the server gives for it before the offer); no trickle ICE: the SDP is sent once ICE
-// gathering is complete (the Python peers do not trickle either).
+// those the server gives for it before the offer). Trickle ICE (protocol v1 extension, §3.3
+// `candidates`): an offer or answer is sent at once, with whatever candidates it has, and each
+// candidate found later goes to POST /v1/calls/{id}/candidates (an empty body at the end of
+// candidates) once the description it belongs to has been sent; the other party's arrive as
+// `call.candidate` notifications. `new CallManager(client, {trickle: false})` waits for the
+// complete gathering instead (what every protocol v1 client did before).
 
 import { ApiError, Client, rtcIceServers } from './client.js';
 
@@ -118,9 +122,13 @@ export class CallManager {
   #early = new Map();
   #count = 0;
 
-  /** @param {Client|null} client the logged-in user's client, or null (anonymous page) */
-  constructor(client = null) {
+  /**
+   * @param {Client|null} client the logged-in user's client, or null (anonymous page)
+   * @param {{trickle?: boolean}} [options] trickle: send candidates as they come (default)
+   */
+  constructor(client = null, { trickle = true } = {}) {
     this.client = client;
+    this.trickle = trickle;
     this.calls = new Map(); // id -> call
     if (client) {
       client.onNotification = (frame) => this.#onFrame(frame, client);
@@ -182,6 +190,10 @@ export class CallManager {
       client: this.client,
       startedAt: performance.now(),
       connectedAt: null,
+      trickle: this.trickle,
+      trickleReady: false, // our latest description reached the server: candidates may follow
+      outCandidates: [], // ours, until then
+      inCandidates: [], // the other party's, until its description is applied
       ...fields,
     };
     this.calls.set(call.id, call);
@@ -237,6 +249,7 @@ export class CallManager {
         this.#emit('call:trackEnded', { callId: call.id, trackId: track.id, kind: track.kind, local: false });
       });
     });
+    pc.addEventListener('icecandidate', (event) => this.#localCandidate(call, event.candidate));
     pc.addEventListener('connectionstatechange', () => {
       if (pc.connectionState === 'failed' && !isTerminal(call.state)) {
         const error = this.#error(call, { code: 'call:2', message: 'media connection failed' });
@@ -246,7 +259,13 @@ export class CallManager {
     return pc;
   }
 
-  async #localSdp(pc, description) {
+  async #localSdp(pc, description, call = null) {
+    if (call && call.trickle) {
+      // Sent at once; the candidates follow once it reached the server (#trickleReady).
+      call.trickleReady = false;
+      await pc.setLocalDescription(description);
+      return pc.localDescription.sdp;
+    }
     const gathered = endOfCandidates(pc);
     await pc.setLocalDescription(description);
     await iceGatheringComplete(pc);
@@ -325,10 +344,11 @@ export class CallManager {
       if (isTerminal(call.state)) return; // ended while asking
       const pc = this.#peer(call, servers);
       for (const track of stream.getTracks()) pc.addTrack(track, stream);
-      const sdp = await this.#localSdp(pc, await pc.createOffer());
+      const sdp = await this.#localSdp(pc, await pc.createOffer(), call);
       if (isTerminal(call.state)) return; // ended while preparing
       const info = await post(sdp);
       this.#bind(call, info.id);
+      this.#trickleReady(call);
       if (isTerminal(call.state)) {
         // Ended by the user while the request was on its way: end it on the server too.
         call.client.request('POST', `/v1/calls/${info.id}/end`).catch(() => {});
@@ -354,8 +374,10 @@ export class CallManager {
         const kind = t.receiver.track.kind;
         if (!stream.getTracks().some((s) => s.kind === kind)) t.direction = 'recvonly';
       }
-      const sdp = await this.#localSdp(pc, await pc.createAnswer());
+      await this.#remoteCandidates(call);
+      const sdp = await this.#localSdp(pc, await pc.createAnswer(), call);
       await call.client.request('POST', `/v1/calls/${call.serverId}/answer`, { sdp });
+      this.#trickleReady(call);
       this.#setState(call, states.CONNECTED);
     } catch (err) {
       const error = this.#error(call, err);
@@ -402,9 +424,10 @@ export class CallManager {
         if (hold) t.direction = sending ? 'sendonly' : 'inactive';
         else t.direction = sending ? 'sendrecv' : 'recvonly';
       }
-      const sdp = await this.#localSdp(call.pc, await call.pc.createOffer());
+      const sdp = await this.#localSdp(call.pc, await call.pc.createOffer(), call);
       call.pendingUpdate = true;
       await call.client.request('POST', `/v1/calls/${call.serverId}/update`, { sdp });
+      this.#trickleReady(call);
       call.localHold = hold;
       this.#setState(call, call.localHold || call.remoteHold ? states.ON_HOLD : states.CONNECTED);
     } catch (err) {
@@ -466,6 +489,7 @@ export class CallManager {
       case 'call.answered':
         try {
           await call.pc.setRemoteDescription({ type: 'answer', sdp: frame.sdp });
+          await this.#remoteCandidates(call);
           this.#setState(call, states.CONNECTED);
         } catch (err) {
           this.#hangUp(call, this.#error(call, err));
@@ -486,10 +510,15 @@ export class CallManager {
       case 'call.update':
         await this.#answerUpdate(call, frame.sdp);
         break;
+      case 'call.candidate':
+        call.inCandidates.push(frame);
+        await this.#remoteCandidates(call);
+        break;
       case 'call.update_answer':
         call.pendingUpdate = false;
         try {
           await call.pc.setRemoteDescription({ type: 'answer', sdp: frame.sdp });
+          await this.#remoteCandidates(call);
         } catch (err) {
           this.#error(call, err);
         }
@@ -504,12 +533,69 @@ export class CallManager {
       const current = call.pc.currentLocalDescription;
       const offer = keepExtensionIds(sdp, current && current.sdp);
       await call.pc.setRemoteDescription({ type: 'offer', sdp: offer });
-      const answer = await this.#localSdp(call.pc, await call.pc.createAnswer());
+      await this.#remoteCandidates(call);
+      const answer = await this.#localSdp(call.pc, await call.pc.createAnswer(), call);
       await call.client.request('POST', `/v1/calls/${call.serverId}/update-answer`, { sdp: answer });
+      this.#trickleReady(call);
       call.remoteHold = sdpHolds(sdp);
       this.#setState(call, call.localHold || call.remoteHold ? states.ON_HOLD : states.CONNECTED);
     } catch (err) {
       this.#error(call, err);
+    }
+  }
+
+  /** One of our candidates (null: the end of them): to the server once it may follow. */
+  #localCandidate(call, candidate) {
+    if (!call.trickle) return;
+    if (candidate && !candidate.candidate) return; // Firefox: one m-line's end; null follows
+    const body = candidate
+      ? {
+          candidate: candidate.candidate,
+          sdp_mid: candidate.sdpMid,
+          sdp_mline_index: candidate.sdpMLineIndex,
+          ufrag: candidate.usernameFragment || null,
+        }
+      : {};
+    if (call.trickleReady && call.serverId) this.#postCandidate(call, body);
+    else call.outCandidates.push(body);
+  }
+
+  #postCandidate(call, body) {
+    if (isTerminal(call.state)) return;
+    call.client
+      .request('POST', `/v1/calls/${call.serverId}/candidates`, body)
+      .catch((err) => console.warn('candidate not sent', err.message || err));
+  }
+
+  /** Our description reached the server: the candidates gathered meanwhile follow it. */
+  #trickleReady(call) {
+    call.trickleReady = true;
+    const queued = call.outCandidates;
+    call.outCandidates = [];
+    for (const body of queued) this.#postCandidate(call, body);
+  }
+
+  /** Apply the other party's candidates once its description is (kept until then). */
+  async #remoteCandidates(call) {
+    const pc = call.pc;
+    if (!pc || !pc.remoteDescription) return;
+    const queued = call.inCandidates;
+    call.inCandidates = [];
+    for (const frame of queued) {
+      const ufrag = frame.ufrag || undefined;
+      const init = frame.candidate
+        ? {
+            candidate: frame.candidate.replace(/^a=/, ''),
+            sdpMid: frame.sdp_mid,
+            sdpMLineIndex: frame.sdp_mline_index,
+            usernameFragment: ufrag,
+          }
+        : { candidate: '', sdpMid: frame.sdp_mid ?? '0', sdpMLineIndex: frame.sdp_mline_index ?? 0 };
+      try {
+        await pc.addIceCandidate(init);
+      } catch (err) {
+        console.warn('candidate refused', err.message || err);
+      }
     }
   }
 
