@@ -1,19 +1,34 @@
-"""Audio receive path figures: ours (softphone.media.audio_receive) beside bare aiortc, same run.
+"""Audio path figures: the engine through the real server and our receive path on bare peer
+connections, beside bare aiortc, all in the same run.
 
-    python -m benchmarks.audio [--quick]
+    python -m benchmarks.audio [--quick] [--long] [--out FILE]
 
-Prints one JSON object. Every call is two RTCPeerConnections over 127.0.0.1 in a fresh
-subprocess (our per-connection hooks never touch the bare runs; CPU is that process's, i.e.
-both sides of one call). Ours: FEC encoder and useinbandfec SDP, our jitter buffer pulled by a
-clock (10 ms blocks for latency, 20 ms for the rest). Bare: aiortc's remote track as is; for
-the loss runs its frames go through a 20 ms clocked FIFO (silence on underrun), as a device.
+Prints one JSON object (and writes it to FILE). Every call runs in a fresh subprocess (our
+per-connection hooks never touch the bare runs; CPU is that process's).
+
+- `ours_engine`: two engines calling through the in-process server (benchmarks/_audio_engine.py):
+  FEC, our jitter buffer pulled by the null sink's 20 ms clock; loss and jitter injected at the
+  callee's receiver.
+- `ours_pc`: two RTCPeerConnections over 127.0.0.1 with our FEC encoder, useinbandfec SDP and
+  our jitter buffer pulled by a clock (10 ms blocks for latency, 20 ms for the rest).
+- `bare`: aiortc's remote track as is; for the loss and speech runs its frames go through a
+  20 ms clocked FIFO (silence on underrun), as a device.
+- `device`: mouth-to-ear through PulseAudio null sinks and real PortAudio streams
+  (benchmarks/_audio_devices.py), engines vs bare aiortc with the same devices.
 
 - latency: a 20 ms 1 kHz burst every 400 ms; source recv() -> onset in the pulled/received PCM.
 - first_audio: createOffer -> first audible PCM at the callee (tone runs; `tone_clean` has no
   impairment).
 - loss: 1 kHz tone, seeded random loss at the receiver plus 40 ms uniform jitter; share of the
   20 ms blocks with the tone (softphone.media.heard), from 1 s in.
-- erle: the APM on the simulated echo path of tests/media/test_echo.py (no call).
+- latency under loss: the bursts at 5 % loss + 40 ms jitter; median, p95 and the medians per
+  window of the run (drift). `--long` adds a 10-minute run (1 minute with --quick).
+- stoi: espeak-ng speech (tests/media/speech.py) at 5 % loss + 40 ms jitter, STOI (pystoi) of
+  what was heard, 2 s chunks aligned each.
+- erle: the APM on the simulated echo path of tests/media/test_echo.py with espeak-ng speech
+  (no call); the time from which it stays above 25 dB.
+- cpu: per call side, from the clean tone runs: the engine with and without echo cancellation,
+  noise suppression and gain control; bare aiortc (both sides in one process, halved).
 """
 
 from __future__ import annotations
@@ -61,6 +76,17 @@ async def _run_call(
     config = RTCConfiguration(iceServers=[])
     caller, callee = RTCPeerConnection(config), RTCPeerConnection(config)
     source: Any = BurstSource() if mode == "latency" else ToneSource(1000.0, 0.3)
+    reference = np.zeros(0, np.int16)
+    if mode == "speech":
+        import tempfile
+
+        from benchmarks._audio_engine import speech_once, write_wav
+        from softphone.media.audio import WavSource
+
+        reference = speech_once()
+        folder = tempfile.mkdtemp(prefix="softphone-audio-")
+        write_wav(os.path.join(folder, "speech.wav"), reference)
+        source = WavSource(os.path.join(folder, "speech.wav"))
     stream: Any = None
     onsets = OnsetDetector()
     first_audio: list[float] = []
@@ -151,8 +177,8 @@ async def _run_call(
         onsets.onsets.clear()
     await asyncio.sleep(seconds)
     cpu = (_cpu() - cpu0) / (time.monotonic() - wall0) * 100
-    out: dict[str, Any] = {"cpu_percent_both_sides": round(cpu, 1)}
-    if mode != "latency":  # the burst source is silent for its first 380 ms
+    out: dict[str, Any] = {"cpu_percent_per_side": round(cpu / 2, 2)}
+    if mode == "tone":  # the burst source is silent for its first 380 ms
         out["first_audio_ms"] = round((first_audio[0] - t0) * 1000, 1) if first_audio else None
     if mode == "latency":
         lat = []
@@ -161,6 +187,10 @@ async def _run_call(
             if later and later[0] - t_src < 1.0:
                 lat.append((later[0] - t_src) * 1000)
         out["one_way_ms"] = _summary(lat)
+    elif mode == "speech":
+        from benchmarks._audio_engine import stoi_of
+
+        out.update(stoi_of(reference, np.concatenate(heard) if heard else reference[:0]))
     else:
         pcm = np.concatenate(heard) if heard else np.zeros(0, np.int16)
         out["tone_heard"] = round(tone_fraction(pcm, 1000.0), 4)
@@ -194,10 +224,10 @@ def _summary(xs: list[float]) -> dict[str, Any]:
 def _erle() -> dict[str, Any]:
     from softphone.media.constants import BLOCK
     from softphone.media.echo import EchoCanceller
+    from tests.media.speech import espeak_speech
     from tests.media.test_echo import echo_path
-    from tests.media.test_loopback_call import speech_like
 
-    far = speech_like(6.0)
+    far = espeak_speech(6.0)
     mic = echo_path(far)
     apm = EchoCanceller(auto_gain_control=False)
     apm.set_delay_ms(40)
@@ -224,48 +254,112 @@ def _erle() -> dict[str, Any]:
     }
 
 
-def _child(args: list[str]) -> dict[str, Any]:
+def _child(args: list[str], timeout: float = 120) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.audio", "--child", *args]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    try:
+        run = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ)
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
     if run.returncode != 0:
         return {"error": run.stderr[-800:]}
     result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
     return result
 
 
+def _run_child(mode: str, ours: str, seconds: float, loss: float, seed: int) -> dict[str, Any]:
+    if mode == "erle":
+        return _erle()
+    if mode.startswith("engine:"):
+        from benchmarks._audio_engine import engine_call
+
+        kind = mode.removeprefix("engine:")
+        return asyncio.run(engine_call(kind, seconds, loss, seed, processing=ours == "1"))
+    if mode == "device":
+        from benchmarks._audio_devices import device_run
+
+        return device_run("ours" if ours == "1" else "bare", seconds)
+    return asyncio.run(_run_call(mode, ours == "1", seconds, loss, seed))
+
+
+def _say(what: str) -> None:
+    print(f"[audio {time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
+
+
+SIDES = {"ours_engine": ("engine:", "0"), "ours_pc": ("", "1"), "bare": ("", "0")}
+
+
+def _compare(name: str, mode: str, secs: float, loss: float, sides: tuple[str, ...]) -> Any:
+    out: dict[str, Any] = {}
+    for side in sides:
+        prefix, flag = SIDES[side]
+        _say(f"{name} {side}")
+        out[side] = _child([prefix + mode, flag, str(secs), str(loss), "1"])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--long", action="store_true", help="add the 10-minute drift run")
+    parser.add_argument("--out", help="also write the JSON here")
     parser.add_argument("--child", nargs=5, metavar=("MODE", "OURS", "SECONDS", "LOSS", "SEED"))
     a = parser.parse_args()
     if a.child:
         mode, ours, seconds, loss, seed = a.child
-        if mode == "erle":
-            print(json.dumps(_erle()))
-            return
-        res = asyncio.run(_run_call(mode, ours == "1", float(seconds), float(loss), int(seed)))
-        print(json.dumps(res))
+        print(json.dumps(_run_child(mode, ours, float(seconds), float(loss), int(seed))))
         return
     secs = 5.0 if a.quick else 12.0
+    every = ("ours_engine", "ours_pc", "bare")
     report: dict[str, Any] = {"quick": a.quick, "seconds_per_run": secs}
-    for side in ("ours", "bare"):
-        flag = "1" if side == "ours" else "0"
-        print(f"latency {side}", file=sys.stderr)
-        report.setdefault("latency_clean", {})[side] = _child(
-            ["latency", flag, str(secs), "0", "0"]
-        )
-        for loss in (0.0, 0.02, 0.05, 0.10):
-            print(f"loss {loss} {side}", file=sys.stderr)
-            name = f"loss_{round(loss * 100)}pct_jitter_40ms" if loss else "tone_clean"
-            report.setdefault(name, {})[side] = _child(["tone", flag, str(secs), str(loss), "1"])
+    report["latency_clean"] = _compare("latency clean", "latency", secs, 0.0, every)
+    report["tone_clean"] = _compare("tone clean", "tone", secs, 0.0, every)
+    for loss in (0.02, 0.05, 0.10):
+        name = f"loss_{round(loss * 100)}pct_jitter_40ms"
+        report[name] = _compare(name, "tone", secs, loss, every)
+    report["latency_5pct_jitter_40ms"] = _compare(
+        "latency 5 % loss", "latency", max(secs, 30.0 if a.quick else 60.0), 0.05, every
+    )
+    if a.long:
+        long_secs = 60.0 if a.quick else 600.0
+        _say(f"latency 5 % loss, {long_secs:.0f} s")
+        report["latency_5pct_jitter_40ms_long"] = {
+            "ours_engine": _child(
+                ["engine:latency", "0", str(long_secs), "0.05", "1"], timeout=long_secs + 120
+            )
+        }
+    report["stoi_5pct_jitter_40ms"] = _compare(
+        "speech 5 % loss", "speech", max(secs, 10.0), 0.05, ("ours_engine", "ours_pc", "bare")
+    )
+    _say("cpu with processing")
+    with_processing = _child(["engine:tone", "1", str(secs), "0", "1"])
+    report["cpu_percent_per_side"] = {
+        "ours_engine": report["tone_clean"]["ours_engine"].get("cpu_percent_per_side"),
+        "ours_engine_echo_cancellation": with_processing.get("cpu_percent_per_side"),
+        "ours_pc": report["tone_clean"]["ours_pc"].get("cpu_percent_per_side"),
+        "bare": report["tone_clean"]["bare"].get("cpu_percent_per_side"),
+    }
+    _say("erle")
     report["echo"] = _child(["erle", "1", "0", "0", "0"])
+    report["device_mouth_to_ear"] = {}
+    for side, flag in (("ours_engine", "1"), ("bare", "0")):
+        _say(f"device {side}")
+        report["device_mouth_to_ear"][side] = _child(["device", flag, str(secs), "0", "0"])
     report["targets"] = {
         "one_way_ms_median": 35,
         "first_audio_ms": 50,
         "tone_heard": {"2": 0.99, "5": 0.97, "10": 0.93},
+        "latency_drift": "no growth",
         "erle_db": 25,
+        "erle_converged_s": 2,
+        "device_mouth_to_ear_ms": 60,
     }
-    print(json.dumps(report, indent=1))
+    text = json.dumps(report, indent=1)
+    print(text)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text + "\n")
 
 
 if __name__ == "__main__":

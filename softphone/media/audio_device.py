@@ -16,6 +16,7 @@ import asyncio
 import collections
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,15 @@ TRIM_EVERY = 25  # callbacks, i.e. half a second
 # The output callback's block: 10 ms is the jitter buffer's and the echo canceller's step, and
 # half the latency of a 20 ms block.
 OUTPUT_BLOCK = SAMPLE_RATE // 100
+# The input callback's block: 10 ms (the echo canceller's step, and ALSA buffers less); two make
+# one 20 ms frame for the encoder.
+INPUT_BLOCK = SAMPLE_RATE // 100
+# A device that asks for audio faster than real time (PortAudio refilling after underflows, over
+# and over on a starved machine) would drain the jitter buffer into concealment. Beyond this
+# much ahead of the wall clock it gets silence instead; a device that stalled (behind by more
+# than REBASE_BEHIND) restarts the comparison from now.
+MAX_AHEAD = 0.1  # seconds
+REBASE_BEHIND = 0.2
 
 Device = str | int | None
 
@@ -93,11 +103,12 @@ class DeviceSource(AudioSource):
         # before it is queued (set and cleared by the engine while the stream runs).
         self.canceller: EchoCanceller | None = None
         self.processing_errors = 0
+        self._partial: Pcm = np.zeros(0, np.int16)  # captured, less than a frame (callback's)
         self._stream: Any = None
         try:
             self._stream = sd.InputStream(
                 samplerate=SAMPLE_RATE,
-                blocksize=BLOCK,
+                blocksize=INPUT_BLOCK,
                 channels=1,
                 dtype="int16",
                 device=device,
@@ -119,6 +130,11 @@ class DeviceSource(AudioSource):
                 block = canceller.near_end(block)
             except Exception:  # a failing canceller must not silence the microphone
                 self.processing_errors += 1
+        if self._partial.size + block.size < BLOCK:
+            self._partial = np.concatenate([self._partial, block])
+            return
+        whole = np.concatenate([self._partial, block])
+        block, self._partial = whole[:BLOCK], whole[BLOCK:]
         # RuntimeError: the loop is closed, the call is over and nobody reads this anyway.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._put, block)
@@ -141,7 +157,7 @@ class DeviceSource(AudioSource):
         self._queue.put_nowait(block)
 
     async def _next_block(self) -> Pcm:
-        # Paced by the device clock; blocks are BLOCK long because we asked for that size.
+        # Paced by the device clock; the callback queues whole BLOCKs.
         block = await self._queue.get()
         while self._queue.qsize() > MAX_CAPTURE_BACKLOG:
             block = self._queue.get_nowait()
@@ -188,6 +204,9 @@ class DeviceSink(AudioSink):
         self._pulled: AudioReceiveStream | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dac_ms: float | None = None  # last measured callback -> DAC time
+        self._pull_start: float | None = None  # wall time the pulled samples are counted from
+        self._pulled_samples = 0
+        self.refused = 0  # callbacks given silence for running ahead of real time
         self._stream: Any = None
         try:
             self._stream = sd.OutputStream(
@@ -215,6 +234,7 @@ class DeviceSink(AudioSink):
         if self.running:
             raise RuntimeError("this sink is already playing")
         self._loop = asyncio.get_running_loop()
+        self._pull_start = None
         self._pulled = stream
 
     def detach(self) -> None:
@@ -283,17 +303,34 @@ class DeviceSink(AudioSink):
         out = outdata[:, 0]
         stream = self._pulled
         if stream is not None:
-            try:
-                block = stream.pull(frames)
-            except Exception:  # never raise into PortAudio: play silence, count it
+            if self._paced(frames):
+                try:
+                    block = stream.pull(frames)
+                except Exception:  # never raise into PortAudio: play silence, count it
+                    block = np.zeros(frames, np.int16)
+                    self.underruns += 1
+            else:
                 block = np.zeros(frames, np.int16)
-                self.underruns += 1
+                self.refused += 1
             out[:] = block
             self._played(block, stream_fed=True)
             return
         self._play_fifo(out, frames)
         if self.reference is not None:
             self._played(np.array(out, dtype=np.int16), stream_fed=False)
+
+    def _paced(self, frames: int) -> bool:
+        """Whether pulling `frames` more keeps the device within MAX_AHEAD of real time."""
+        now = time.monotonic()
+        if self._pull_start is None:
+            self._pull_start, self._pulled_samples = now, 0
+        ahead = self._pulled_samples / SAMPLE_RATE - (now - self._pull_start)
+        if ahead < -REBASE_BEHIND:
+            self._pull_start, self._pulled_samples = now, 0
+        elif ahead > MAX_AHEAD:
+            return False
+        self._pulled_samples += frames
+        return True
 
     def _played(self, block: Pcm, *, stream_fed: bool) -> None:
         reference = self.reference

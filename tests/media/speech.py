@@ -27,6 +27,13 @@ TEXT = (
 def espeak_speech(seconds: float, text: str = TEXT) -> npt.NDArray[np.int16]:
     """`seconds` of espeak-ng speaking `text` (repeated as needed), 48 kHz mono int16. Skips
     the test (fails it in CI) when espeak-ng is not installed."""
+    once = espeak_once(text)
+    reps = int(np.ceil(seconds * 48000 / once.size))
+    return np.tile(once, reps)[: int(seconds * 48000)]
+
+
+def espeak_once(text: str = TEXT) -> npt.NDArray[np.int16]:
+    """espeak-ng speaking `text` once, 48 kHz mono int16 (skips as `espeak_speech` does)."""
     exe = shutil.which("espeak-ng")
     if exe is None:
         message = "espeak-ng not installed (scripts/install.sh installs it)"
@@ -36,6 +43,4 @@ def espeak_speech(seconds: float, text: str = TEXT) -> npt.NDArray[np.int16]:
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "speech.wav")
         subprocess.run([exe, "-s", "160", "-w", path, text], check=True, capture_output=True)
-        once = read_audio_file(path)
-    reps = int(np.ceil(seconds * 48000 / once.size))
-    return np.tile(once, reps)[: int(seconds * 48000)]
+        return read_audio_file(path)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -63,9 +65,22 @@ def record(pulse: Pulse, source: str, into: Path) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
-async def test_device_pulls_the_jitter_buffer_under_jitter(
-    pulse: Pulse, loopback_only: None, tmp_path: Path
-) -> None:
+@dataclass
+class Playout:
+    played: list[Pcm]
+    far_end: list[Pcm]
+    frames: int
+    underflows: int
+    refused: int
+    latency: float
+    net: Impairment
+    stats: Any
+    recording: Pcm
+
+
+async def play_once(pulse: Pulse, recording: Path) -> Playout:
+    """Seven seconds of a 1 kHz tone received under 2 % loss + 40 ms jitter, played by a
+    DeviceSink pulling the stream on vspk, recorded from vspk's monitor."""
     stream = AudioReceiveStream()
     played: list[Pcm] = []
     speaker = DeviceSink(on_pcm=played.append)  # vspk, the default sink
@@ -80,7 +95,6 @@ async def test_device_pulls_the_jitter_buffer_under_jitter(
 
     canceller.far_end = far_end_seen  # type: ignore[method-assign]
     net = Impairment(loss=0.02, jitter_s=0.04, seed=11)
-    recording = tmp_path / "vspk.raw"
     parec = record(pulse, "vspk.monitor", recording)
     caller, callee = await receive_into(stream, ToneSource(1000.0, 0.5), net)
     try:
@@ -93,8 +107,35 @@ async def test_device_pulls_the_jitter_buffer_under_jitter(
         parec.wait(5)
         await caller.close()
         await callee.close()
-    stats = stream.stats()
     pcm = np.frombuffer(recording.read_bytes(), dtype="<i2")
+    return Playout(
+        played,
+        far_end,
+        speaker.frames,
+        speaker.underflows,
+        speaker.refused,
+        latency,
+        net,
+        stream.stats(),
+        pcm,
+    )
+
+
+async def test_device_pulls_the_jitter_buffer_under_jitter(
+    pulse: Pulse, loopback_only: None, tmp_path: Path
+) -> None:
+    """Network jitter and loss must never reach the speaker as dropouts. A machine too busy
+    to run the device's callback in time underflows the device itself (PortAudio says so):
+    such a run shows nothing about jitter and is repeated, three times at most."""
+    for attempt in range(3):
+        run = await play_once(pulse, tmp_path / f"vspk{attempt}.raw")
+        if run.underflows <= 2:
+            break
+        print(f"attempt {attempt}: the device underflowed {run.underflows} times; again")
+    played, far_end, net, stats, latency = (
+        run.played, run.far_end, run.net, run.stats, run.latency
+    )  # fmt: skip
+    pcm = run.recording
     onset = int(np.argmax(np.abs(pcm) > 3000))
     heard = pcm[onset + SAMPLE_RATE // 2 : -SAMPLE_RATE // 4]  # from 0.5 s after the onset
     flags = tone_blocks(heard, 1000.0)
@@ -102,13 +143,15 @@ async def test_device_pulls_the_jitter_buffer_under_jitter(
     silent = sum(1 for b in blocks if not b.any())
     report = (
         f"tone in {sum(flags)}/{len(flags)} recorded blocks, {silent} silent; device "
-        f"underflows {speaker.underflows}, output latency {latency:.1f} ms; lost "
+        f"underflows {run.underflows} (refused {run.refused}), output latency "
+        f"{latency:.1f} ms; lost "
         f"{net.dropped}/{net.dropped + net.delivered}; jitter buffer {stats}"
     )
     print(report)
     # The callback pulled exactly the blocks it played, and on_pcm saw every one of them.
     assert played and all(b.size == OUTPUT_BLOCK for b in played), report
-    assert speaker.frames == len(played)
+    assert run.underflows <= 2, report  # three runs in a row: the device path cannot keep up
+    assert run.frames == len(played)
     assert len(far_end) >= len(played) and all(b.size == OUTPUT_BLOCK for b in far_end)
     assert np.array_equal(np.concatenate(far_end[: len(played)]), np.concatenate(played))
     assert net.dropped > 0 and stats.concealed + stats.fec > 0, report
