@@ -8,9 +8,11 @@ from softphone.engine.devices import DeviceList
 from softphone.engine.engine import Engine
 from softphone.engine.errors import EngineError, EngineErrorCode, ErrorInfo
 from softphone.engine.facade import EngineThread
+from softphone.engine.sources import AudioProcessing
 from softphone.engine.states import CallState
 
 __all__ = [
+    "AudioProcessing",
     "Call",
     "CallState",
     "DeviceList",
