@@ -1,7 +1,12 @@
 """Anonymous calls: regular mode (from/to in the clear) and token mode (realm + three tokens).
 
-Every refusal of a token is the same `invalid_token` answer, whatever the cause, so a caller
-cannot probe which part was wrong; the log records the cause but never a token.
+A refused token set is always `invalid_token`; the message says which check failed (expired,
+replayed, not for this callee, bad signature, ...) so the caller's user can tell what to fix.
+It never says anything about the key: a bad signature, a wrong key and a damaged token read
+alike. The log records the cause but never a token.
+
+In regular mode the caller names itself, so it may not take a registered user's name: only a
+realm's tokens vouch for such a name.
 """
 
 from __future__ import annotations
@@ -140,7 +145,7 @@ class AnonymousService:
             )
         if replay_key is not None and self._store.token_used(replay_key):
             log.info("anonymous token set refused: replayed")
-            raise ApiError(ErrorCode.INVALID_TOKEN, "invalid or expired credentials")
+            raise ApiError(ErrorCode.INVALID_TOKEN, _refusal("replayed"))
         return caller, callee, replay_key
 
     def _regular(self, request: Parties) -> tuple[str, str]:
@@ -154,6 +159,12 @@ class AnonymousService:
             )
         else:
             caller = request.from_
+            if self._store.get_user(self._calls.normalise(_strip_sip(caller))) is not None:
+                raise ApiError(
+                    ErrorCode.FORBIDDEN,
+                    f"'from' {caller!r} is a registered user's name: a guest cannot call as "
+                    "that user (log in, or call with tokens from a realm that vouches for it)",
+                )
         if not request.to:
             raise ApiError(ErrorCode.VALIDATION, "'to' is required: the account to call")
         return caller, self._calls.normalise(request.to)
@@ -164,7 +175,7 @@ class AnonymousService:
     def _verify(self, creds: TokenCredentials, request: Parties) -> tuple[str, str, str]:
         def refuse(reason: str) -> ApiError:
             log.info("anonymous token set refused: %s (realm %r)", reason, creds.realm[:64])
-            return ApiError(ErrorCode.INVALID_TOKEN, "invalid or expired credentials")
+            return ApiError(ErrorCode.INVALID_TOKEN, _refusal(reason))
 
         realm = self._realms.get(creds.realm)
         if realm is None:
@@ -217,6 +228,33 @@ class AnonymousService:
     def _release(self, session_hash: str) -> None:
         self._hub.remove_session(session_hash, GoneReason.CALL_ENDED, "call ended")
         self._sessions.revoke(session_hash)
+
+
+# What the caller is told for each cause the log records; never a word about the key.
+_SAID = {
+    "expired": "expired (older than the server accepts; get new tokens)",
+    "issued in the future": "issued in the future (check the clocks)",
+    "replayed": "replayed (this token set was already used for a call)",
+    "unknown realm": "unknown realm",
+    "toToken does not name the callee": "not for this callee",
+    "fromToken does not name the caller": "not for this caller",
+    "tokens from different sets": "tokens from different sets",
+    "account does not exist": "not for an account here",
+    "account not served by this realm": "not for an account here",
+    "caller identity is not a valid label": "the caller's name is not a valid label",
+}
+_MALFORMED = ("empty", "too_long", "too_short", "bad_encoding", "bad_version")
+
+
+def _refusal(reason: str) -> str:
+    """The refusal's message: the stable prefix, then which check failed."""
+    if reason in _SAID:
+        said = _SAID[reason]
+    elif reason in _MALFORMED:
+        said = "malformed token"
+    else:  # bad_mac, bad_tag, wrong_key, bad_padding, ...: all one to the caller
+        said = "bad signature"
+    return f"invalid or expired credentials: {said}"
 
 
 def _binding(claims: TokenClaims) -> str:

@@ -160,13 +160,16 @@ async def test_expired_and_future_tokens_are_refused(
     server: TestClient[Any, Any], keys: dict[str, bytes], fmt: TokenFormat
 ) -> None:
     await Party(server, "desk").online()
-    for now in (time.time() - 70, time.time() + 30):
+    for now, said in (
+        (time.time() - 70, "expired (older than the server accepts; get new tokens)"),
+        (time.time() + 30, "issued in the future (check the clocks)"),
+    ):
         _, error = await anonymous_call(
             server, {"credentials": credentials(fmt, keys[fmt], now=now)}, expect=403
         )
         assert error["error"] == {
             "code": "invalid_token",
-            "message": "invalid or expired credentials",
+            "message": f"invalid or expired credentials: {said}",
         }
     # Within the skew allowance is fine.
     await anonymous_call(server, {"credentials": credentials(fmt, keys[fmt], now=time.time() - 63)})
@@ -252,12 +255,53 @@ async def test_only_accounts_allowing_anonymous_calls(
     await anonymous_call(server, {"credentials": creds})
 
 
+async def test_a_guest_cannot_take_a_registered_users_name(
+    server: TestClient[Any, Any], keys: dict[str, bytes]
+) -> None:
+    desk = await Party(server, "desk").online()
+    for name in ("alice", "sip:alice@localhost"):
+        _, error = await anonymous_call(server, {"from": name, "to": "desk"}, expect=403)
+        assert error["error"]["code"] == "forbidden", name
+        assert "registered user" in error["error"]["message"]
+    # A realm's tokens vouch for the name: then it may be used.
+    creds = credentials("v2", keys["v2"], caller="alice")
+    _, made = await anonymous_call(server, {"credentials": creds})
+    assert made["call"]["caller"] == "alice"
+    assert (await desk.expect("call.incoming"))["call"]["caller"] == "alice"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_a_refused_token_says_which_check_failed_and_nothing_of_the_key(
+    server: TestClient[Any, Any], keys: dict[str, bytes], fmt: TokenFormat
+) -> None:
+    await Party(server, "desk").online()
+    key = keys[fmt]
+    good = credentials(fmt, key)
+    tampered = dict(good)
+    token = tampered["fromToken"]
+    tampered["fromToken"] = token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB")
+    cases = [
+        ({"credentials": credentials(fmt, key, now=time.time() - 120)}, "expired"),
+        ({"credentials": good, "to": "alice"}, "not for this callee"),
+        ({"credentials": tampered}, "bad signature"),
+    ]
+    for body, said in cases:
+        _, error = await anonymous_call(server, body, expect=403)
+        message = error["error"]["message"]
+        assert error["error"]["code"] == "invalid_token", body
+        assert message.startswith(f"invalid or expired credentials: {said}"), message
+        assert key.hex() not in message and "key" not in message
+    await anonymous_call(server, {"credentials": good})  # the refusals did not use it up
+    _, error = await anonymous_call(server, {"credentials": good}, expect=403)
+    assert error["error"]["message"].startswith("invalid or expired credentials: replayed")
+
+
 async def test_anonymous_party_receives_no_calls(server: TestClient[Any, Any]) -> None:
     desk = await Party(server, "desk").online()
-    guest, made = await anonymous_call(server, {"from": "alice", "to": "desk"})
+    guest, made = await anonymous_call(server, {"from": "guest", "to": "desk"})
     await guest.connect()
     await desk.expect("call.incoming")
-    # A real alice calling nobody else: the anonymous "alice" label is not the user alice.
+    # A real alice calling nobody else: the anonymous guest is not reached.
     alice = await Party(server, "alice").online()
     _, error = await alice.request("GET", f"/v1/calls/{made['call']['id']}", expect=403)
     assert error["error"]["code"] == "not_in_call"
@@ -348,7 +392,8 @@ async def test_ice_lookup_token_mode_leaves_the_set_its_call(
     ):
         assert answer["error"] == {
             "code": "invalid_token",
-            "message": "invalid or expired credentials",
+            "message": "invalid or expired credentials: replayed (this token set was already "
+            "used for a call)",
         }
 
 
