@@ -28,9 +28,9 @@ from benchmarks._tui_apps import (
 from benchmarks._tui_common import Plan, log
 from benchmarks._tui_terminal import pane
 
-CONNECTED = re.compile(r"\bConnected\b")
-MEDIA = re.compile(r"\bloss \d+")  # status line: inbound RTP stats exist
-ENDED = re.compile(r"\bEnded\b")
+CONNECTED = re.compile(r"\bin call\b")
+MEDIA = re.compile(r"\blost ↑\S+ ↓\d+")  # status line: inbound RTP stats exist
+ENDED = re.compile(r"\byou hung up\b")
 
 
 def _ticks(path: str) -> float:

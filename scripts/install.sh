@@ -22,7 +22,7 @@ want_test=0
 # xvfb, x11-utils (xwininfo), x11-apps (xwd): tests/media/test_viewer_window.py opens the real
 # video window on a private X server and reads the window's pixels back.
 # libopus0: the Opus decoder of our audio receive path (through opuslib-next, which loads it).
-APT_RUNTIME=(libportaudio2 libopus0 libgl1 libglib2.0-0 libsm6 libice6 libx11-6 libxext6 libxcb1)
+APT_RUNTIME=(libportaudio2 libopus0 libpulse0 libgl1 libglib2.0-0 libsm6 libice6 libx11-6 libxext6 libxcb1)
 APT_PYTHON=(python3 python3-venv python3-pip)
 # tmux: tests/tui/test_terminal.py runs the installed softphone in a real terminal.
 # postgresql, redis-server, haproxy: the server suites on PostgreSQL and tests/cluster start

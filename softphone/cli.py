@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import getpass
 import json
 import logging
@@ -231,7 +232,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     try:
         asyncio.run(serve_forever(config))
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            where = f"{config.server.host}:{config.server.port}"
+            raise Fail(
+                f"softphone serve: port {config.server.port} is already in use ({where}): "
+                "another program listens there, perhaps another softphone serve. Stop it, or "
+                "pick another port with --port N (or [server] port in the config)."
+            ) from exc
+        raise Fail(f"softphone serve: {exc}") from exc
+    except ValueError as exc:
         raise Fail(f"softphone serve: {exc}") from exc
     return 0
 
@@ -243,7 +253,10 @@ def cmd_user(args: argparse.Namespace) -> int:
     with Accounts(config) as accounts:
         try:
             if args.action == "list":
-                for user in accounts.list():
+                users = accounts.list()
+                if not users:
+                    print("no users yet (add one with: softphone user add NAME)")
+                for user in users:
                     anonymous = "  accepts anonymous calls" if user.allow_anonymous else ""
                     created = time.strftime("%Y-%m-%d", time.localtime(user.created_at))
                     print(f"{user.name}  (since {created}){anonymous}")
@@ -303,6 +316,14 @@ def cmd_token(args: argparse.Namespace) -> int:
         key = parse_key(args.format, material)
     except ValueError as exc:
         raise Fail(f"softphone token: {exc}", EXIT_USAGE) from exc
+    accepted = _accepted_token_age(args)
+    if args.ttl > accepted:
+        print(
+            f"softphone token: warning: --ttl {args.ttl} is longer than the server accepts: "
+            f"tokens older than {accepted} s are refused ([anonymous] token_max_age + "
+            "clock_skew in the config); these expire then, whatever --ttl says.",
+            file=sys.stderr,
+        )
     tokens = issue_token_set(
         args.format,
         key,
@@ -314,6 +335,18 @@ def cmd_token(args: argparse.Namespace) -> int:
     )
     print(json.dumps(tokens))
     return 0
+
+
+def _accepted_token_age(args: argparse.Namespace) -> int:
+    """How old a token the server of this config accepts, in seconds (the default config's
+    when there is no config file)."""
+    try:
+        anonymous = _config(args).anonymous
+    except Fail:
+        from softphone.config import AnonymousSection
+
+        anonymous = AnonymousSection()
+    return int(anonymous.token_max_age + anonymous.clock_skew)
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -338,6 +371,10 @@ def cmd_devices(args: argparse.Namespace) -> int:
             if flag
         ]
         extra = f"  [{', '.join(roles)}]" if roles else ""
+        if device.spec:  # a sound server's sink or source: chosen by this spec
+            way = "input" if device.max_input_channels else "output"
+            print(f"  {device.spec}  ({way}, {device.host_api}){extra}")
+            continue
         print(
             f"  {device.index:>3}  {device.name}  ({device.max_input_channels} in, "
             f"{device.max_output_channels} out, {device.host_api}){extra}"
@@ -345,6 +382,10 @@ def cmd_devices(args: argparse.Namespace) -> int:
     if not devices:
         print(f"  none: {detail if not ok else last_device_problem()}")
         print("  Calls still work: audio falls back to silence and the null device.")
+    print(
+        "  Also: --audio-in tone, tone:HZ, silence or wav:PATH; --audio-out null or wav:PATH; "
+        "default for the system's."
+    )
     print("Video:")
     cameras = list_video_devices()
     for path in cameras:
@@ -368,6 +409,29 @@ def _tui_password(config: Config, server_url: str, user: str) -> str | None:
     if not sys.stdin.isatty():
         raise Fail(f"softphone: no terminal to prompt on; set ${PASSWORD_ENV}", EXIT_USAGE)
     return getpass.getpass(f"password for {user} on {server_url}: ")
+
+
+def _check_audio(spec: str, kind: str) -> None:
+    """Refuse a device that is not there before the TUI starts, naming the ones that are.
+    "default" is always accepted: with no sound card the TUI says it sends silence."""
+    head = spec.strip().partition(":")[0]
+    if spec.strip() in ("default", "silence", "null") or head == "tone":
+        return
+    from softphone.media.audio import check_sink, check_source
+    from softphone.media.devices import list_audio_devices
+    from softphone.media.errors import MediaUnavailable
+
+    try:
+        (check_source if kind == "input" else check_sink)(spec)
+    except (MediaUnavailable, ValueError) as exc:
+        way = "max_input_channels" if kind == "input" else "max_output_channels"
+        there = [d.spec or d.name for d in list_audio_devices() if getattr(d, way) > 0]
+        special = "tone, tone:HZ, silence, wav:PATH" if kind == "input" else "null, wav:PATH"
+        valid = ", ".join(repr(x) for x in ["default", *there]) + f"; or {special}"
+        flag = "--audio-in" if kind == "input" else "--audio-out"
+        raise Fail(
+            f"softphone: {flag} {spec}: {str(exc).rstrip('.')}. Valid: {valid}", EXIT_USAGE
+        ) from exc
 
 
 def _tls_client_options(config: Config) -> dict[str, object]:
@@ -399,6 +463,10 @@ def cmd_tui(args: argparse.Namespace) -> int:
     camera = args.camera or client.camera  # the config's camera is checked when it is read
     if not valid_camera(camera):
         raise Fail(f"softphone: --camera {camera}: must be {CAMERA_SPECS}", EXIT_USAGE)
+    audio_in = args.audio_in or client.audio_in
+    audio_out = args.audio_out or client.audio_out
+    _check_audio(audio_in, "input")
+    _check_audio(audio_out, "output")
     password = None if anonymous else _tui_password(config, server_url, user)
     log_file = Path(
         args.log_file
@@ -433,9 +501,14 @@ def cmd_tui(args: argparse.Namespace) -> int:
             user=user,
             password=password,
             video=client.video if args.video is None else args.video,
-            audio_in=args.audio_in or client.audio_in,
-            audio_out=args.audio_out or client.audio_out,
+            audio_in=audio_in,
+            audio_out=audio_out,
             camera=camera,
+            echo_cancellation=client.echo_cancellation,
+            noise_suppression=client.noise_suppression,
+            auto_gain=client.auto_gain,
+            auto_answer=client.auto_answer,
+            do_not_disturb=client.do_not_disturb,
             anonymous=anonymous,
             anonymous_to=args.to or "",
             anonymous_from=args.from_ or "",
@@ -465,9 +538,23 @@ COMMANDS = {
 }
 
 
+def _usage_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the subcommand (and its action) given, so an error shows its usage rather
+    than the top level's."""
+    for name in ("command", "action"):
+        choice = getattr(args, name, None)
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if choice is None or not subparsers or choice not in subparsers[0].choices:
+            break
+        parser = subparsers[0].choices[choice]
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would blame the top level: name the subcommand's usage instead
+        _usage_of(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command is None:
             return cmd_tui(args)

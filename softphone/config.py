@@ -97,6 +97,8 @@ class ClientSection(Section):
     echo_cancellation: str = "auto"
     noise_suppression: bool = True
     auto_gain: bool = True
+    auto_answer: bool = False
+    do_not_disturb: bool = False
     log_file: str = ""
     ca_file: str = ""
     insecure_skip_tls_verify_for_development: bool = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
+from softphone.media import pulse
 from softphone.media.audio_device import DeviceSink, DeviceSource, check_device, device_name
 from softphone.media.audio_file import WavSink, WavSource, read_audio_file
 from softphone.media.audio_sink import AudioSink, MemorySink, NullSink, to_mono
@@ -52,6 +53,15 @@ def _device(spec: str) -> str | int | None:
     return int(spec) if spec.isdigit() else spec
 
 
+def _pulse(spec: str, kind: Literal["input", "output"], route: bool) -> str:
+    """A "pulse:DESCRIPTION" spec: the PortAudio device that reaches it (routed there when
+    `route`), or MediaUnavailable naming the ones there are."""
+    try:
+        return pulse.route(spec, kind) if route else pulse.resolve(spec, kind).name
+    except ValueError as exc:
+        raise MediaUnavailable(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
+
+
 def _file(spec: str) -> str | None:
     """The path of a file spec: "wav:PATH" (any format FFmpeg reads) or a path ending .wav."""
     if spec.startswith("wav:"):
@@ -81,6 +91,8 @@ def open_source(spec: str) -> AudioSource:
         return WavSource(path)
     if not spec:
         raise ValueError("empty audio source spec")
+    if pulse.is_pulse(spec):
+        return DeviceSource(_pulse(spec, "input", route=True))
     return DeviceSource(_device(spec))
 
 
@@ -95,6 +107,8 @@ def open_sink(spec: str) -> AudioSink:
         return WavSink(path)
     if not spec:
         raise ValueError("empty audio sink spec")
+    if pulse.is_pulse(spec):
+        return DeviceSink(_pulse(spec, "output", route=True))
     return DeviceSink(_device(spec))
 
 
@@ -111,6 +125,9 @@ def check_source(spec: str) -> None:
         return
     if not spec:
         raise ValueError("empty audio source spec")
+    if pulse.is_pulse(spec):
+        _pulse(spec, "input", route=False)
+        return
     check_device(_device(spec), "input")
 
 
@@ -132,6 +149,9 @@ def check_sink(spec: str) -> None:
         return
     if not spec:
         raise ValueError("empty audio sink spec")
+    if pulse.is_pulse(spec):
+        _pulse(spec, "output", route=False)
+        return
     check_device(_device(spec), "output")
 
 
@@ -153,6 +173,8 @@ def describe(spec: str, kind: Literal["input", "output"]) -> str:
         return f"file {os.path.basename(path)}"
     if not spec:
         return spec
+    if pulse.is_pulse(spec):
+        return spec.removeprefix(pulse.PREFIX)
     device = _device(spec)
     name = device_name(device, kind)
     if name is None:

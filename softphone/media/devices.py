@@ -1,10 +1,15 @@
-"""Listing audio and video devices without ever raising (for settings screens and doctor)."""
+"""Listing audio and video devices without ever raising (for settings screens and doctor).
+
+Audio devices are PortAudio's, then, where a PulseAudio or PipeWire server runs, its sinks and
+sources by description (`softphone.media.pulse`): PortAudio alone shows only "pulse" and
+"default" there."""
 
 from __future__ import annotations
 
 import glob
 from dataclasses import dataclass
 
+from softphone.media import pulse
 from softphone.media._portaudio import load_sounddevice
 from softphone.media.errors import MediaUnavailable
 
@@ -18,6 +23,13 @@ class AudioDevice:
     default_input: bool
     default_output: bool
     host_api: str
+    # The spec that opens it when its index does not ("pulse:VFar"); "" for PortAudio's own.
+    spec: str = ""
+
+    @property
+    def choice(self) -> str:
+        """What --audio-in/--audio-out (and the engine) take for this device."""
+        return self.spec or str(self.index)
 
 
 _last_problem = ""
@@ -82,7 +94,27 @@ def list_audio_devices() -> list[AudioDevice]:
     ]
     if not devices:
         _last_problem = "PortAudio found no audio devices (is a sound server running?)."
-    return devices
+        return devices
+    return devices + _pulse_devices()
+
+
+def _pulse_devices() -> list[AudioDevice]:
+    """The sound server's sinks and sources, when PortAudio reaches one through its "pulse"
+    device (they are opened through it)."""
+    named, _ = pulse.list_pulse_devices()
+    return [
+        AudioDevice(
+            index=-1,
+            name=d.description,
+            max_input_channels=1 if d.kind == "input" else 0,
+            max_output_channels=1 if d.kind == "output" else 0,
+            default_input=d.default and d.kind == "input",
+            default_output=d.default and d.kind == "output",
+            host_api="PulseAudio",
+            spec=d.spec,
+        )
+        for d in named
+    ]
 
 
 def list_video_devices() -> list[str]:

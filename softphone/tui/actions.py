@@ -30,19 +30,28 @@ class CallActions:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def run(self, description: str, operation: Operation) -> None:
-        """`operation(engine)` in a thread worker; `description` completes "Could not ..."."""
+    def run(self, description: str, operation: Operation, call_id: str = "") -> None:
+        """`operation(engine)` in a thread worker; `description` completes "Could not ...".
+        `call_id`: the call whose pending mark a failure clears."""
         engine = self._app.engine
         if engine is None:
             self._app.say("Not connected yet.", error=True)
             return
         self._app.run_worker(
             partial(operation, engine),
+            name=call_id,
             thread=True,
             group="engine",
             description=description,
             exit_on_error=False,
         )
+
+    def _pending(self, view: CallView, what: str) -> None:
+        """Show at once what was asked ("muting…") in the row and on the status line; the
+        engine's event replaces it with what is so."""
+        view.pending = what
+        self._app.calls_pane.show(view)
+        self._app.show_selected()
 
     def _selected(self) -> CallView | None:
         view = self._app.selected_view
@@ -92,6 +101,10 @@ class CallActions:
 
         self.run(f"answer {first.caller}", answer)
 
+    def ignore(self, call_id: str, caller: str) -> None:
+        """Do not ring here (do not disturb): the caller's call goes on at our other devices."""
+        self.run(f"leave the call from {caller} unanswered", lambda e: e.ignore(call_id))
+
     def reject(self) -> None:
         pane = self._app.incoming_pane
         first = pane.first
@@ -107,7 +120,8 @@ class CallActions:
         view = self._selected()
         if view is not None:
             call_id = view.call.id
-            self.run(f"end the call with {view.party}", lambda e: e.end(call_id))
+            self._pending(view, "hanging up…")
+            self.run(f"end the call with {view.party}", lambda e: e.end(call_id), call_id)
 
     def hold(self, hold: bool | None = None) -> None:
         """Hold or resume the selected call (None: whichever it is not). Resuming one call
@@ -121,15 +135,17 @@ class CallActions:
         if hold == view.call.local_hold:
             self._app.say(f"Call with {view.party}: {'already' if hold else 'not'} on hold")
         elif hold:
-            self.run(f"hold the call with {view.party}", lambda e: e.hold(call_id))
+            self._pending(view, "holding…")
+            self.run(f"hold the call with {view.party}", lambda e: e.hold(call_id), call_id)
         else:
+            self._pending(view, "resuming…")
             others = self._talking(keep=call_id)
 
             def resume(engine: EngineThread) -> None:
                 _hold_all(engine, others)
                 engine.unhold(call_id)
 
-            self.run(f"resume the call with {view.party}", resume)
+            self.run(f"resume the call with {view.party}", resume, call_id)
 
     def mute(self, mute: bool | None = None) -> None:
         """Stop or start sending our audio on the selected call (None: toggle)."""
@@ -143,13 +159,11 @@ class CallActions:
             self._app.say(f"Call with {view.party}: {'already' if mute else 'not'} muted")
         else:
             verb = "mute" if mute else "unmute"
-
-            def switch(engine: EngineThread) -> None:
-                (engine.mute if mute else engine.unmute)(call_id)
-                # No engine event follows a mute: show the call as it is now.
-                self._app.call_from_thread(self._app.show_call, engine.get(call_id))
-
-            self.run(f"{verb} the call with {view.party}", switch)
+            self._pending(view, f"{verb[:-1]}ing…")
+            switch: Operation = (
+                (lambda e: e.mute(call_id)) if mute else (lambda e: e.unmute(call_id))
+            )
+            self.run(f"{verb} the call with {view.party}", switch, call_id)
 
     def video(self, send: bool | None = None) -> None:
         """Start or stop sending video on the selected call (None: toggle)."""
@@ -162,15 +176,25 @@ class CallActions:
         if send == view.sending_video:
             self._app.say(f"Call with {view.party}: {'already' if send else 'not'} sending video")
         elif send:
-            self.run(f"start video on the call with {view.party}", lambda e: e.start_video(call_id))
+            self._pending(view, "starting video…")
+            self.run(
+                f"start video on the call with {view.party}",
+                lambda e: e.start_video(call_id),
+                call_id,
+            )
         else:
-            self.run(f"stop video on the call with {view.party}", lambda e: e.stop_video(call_id))
+            self._pending(view, "stopping video…")
+            self.run(
+                f"stop video on the call with {view.party}",
+                lambda e: e.stop_video(call_id),
+                call_id,
+            )
 
     def dtmf(self, digit: str) -> None:
         view = self._app.selected_view
         if view is None or not view.live:
             return
-        self._app.say(f"Call with {view.party}: sending DTMF {digit}")
+        self._app.say(f"Sent {digit} to {view.party}.")
         call_id = view.call.id
         self.run(f"send DTMF on the call with {view.party}", lambda e: e.send_dtmf(call_id, digit))
 
@@ -186,6 +210,20 @@ class CallActions:
         pane.focus()
 
     # -- devices -------------------------------------------------------------------------------
+
+    def echo_cancellation(self, mode: str) -> None:
+        """ "on", "off" or "auto" (microphones only), for new calls and the live ones at once."""
+        app = self._app
+
+        def switch(engine: EngineThread) -> None:
+            now = engine.set_audio_processing(echo_cancellation=mode)
+            app.options.echo_cancellation = now.echo_cancellation
+            words = {"auto": "on for microphones (auto)", "on": "on", "off": "off"}
+            app.call_from_thread(
+                app.say, f"Echo cancellation {words.get(now.echo_cancellation, mode)}."
+            )
+
+        self.run(f"set echo cancellation {mode}", switch)
 
     def use_device(self, kind: str, spec: str) -> None:
         """Switch the microphone, speaker or camera; live calls move at once."""

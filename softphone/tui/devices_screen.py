@@ -1,6 +1,8 @@
 """The Devices screen: pick the microphone, the speaker and the camera, mid-call included (the
 engine moves live calls to the new device without renegotiating). Up/down and Enter pick; Tab
-moves between the lists; Escape closes."""
+moves between the lists; Escape closes. Sound-server devices are listed by their description
+("pulse:Built-in Audio"); the mic test calls the echo contact (speak: the in meter moves and
+you hear yourself back)."""
 
 from __future__ import annotations
 
@@ -13,14 +15,24 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Label, OptionList
+from textual.widgets import Button, Label, OptionList
 from textual.widgets.option_list import Option
 
 if TYPE_CHECKING:
     from softphone.engine import DeviceList
 
-_INPUT_EXTRAS = [("tone", "test tone (440 Hz)"), ("silence", "silence")]
+_INPUT_EXTRAS = [("tone", "test tone (440 Hz)"), ("silence", "silence (send nothing)")]
 _OUTPUT_EXTRAS = [("null", "nowhere (discard)")]
+MIC_TEST = "echo"  # who the mic test calls
+
+
+def _spec(spec: str, index: int) -> str:
+    """A device's option id: its spec ("pulse:VFar"), or "#N" for a PortAudio index."""
+    return spec or f"#{index}"
+
+
+class MicTest(Message):
+    """The user asked for the mic test (the app calls the echo contact)."""
 
 
 @dataclass
@@ -36,15 +48,21 @@ def _camera_options(cameras: tuple[str, ...], in_use: str) -> list[Option]:
 
 
 def _options(
-    devices: list[tuple[int, str, bool]], extras: list[tuple[str, str]], in_use: str
+    devices: list[tuple[str, str, bool]], extras: list[tuple[str, str]], in_use: str
 ) -> list[Option]:
+    """`devices`: (spec, name, is the default). One entry is marked in use, never two: the
+    system default is "default", not also the device PortAudio happens to call "default"."""
     entries = [("default", "system default")]
-    entries += [(f"#{i}", f"{name}{' (default)' if d else ''}") for i, name, d in devices]
+    entries += [(spec, f"{name}{' (default)' if d else ''}") for spec, name, d in devices]
     entries += extras
-    names = {f"#{i}": name for i, name, _ in devices}
+    names = {spec: name for spec, name, _ in devices}
 
     def current(spec: str) -> bool:
-        return in_use in (spec, spec.lstrip("#"), names.get(spec))
+        if in_use == "default":
+            return spec == "default"
+        return in_use in (spec, spec.lstrip("#")) or (
+            spec != "default" and names.get(spec) == in_use
+        )
 
     return [Option(f"{'● ' if current(s) else '  '}{label}", id=s) for s, label in entries]
 
@@ -67,8 +85,8 @@ class DevicesScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         d = self._devices
-        inputs = [(x.index, x.name, x.default_input) for x in d.inputs]
-        outputs = [(x.index, x.name, x.default_output) for x in d.outputs]
+        inputs = [(_spec(x.spec, x.index), x.name, x.default_input) for x in d.inputs]
+        outputs = [(_spec(x.spec, x.index), x.name, x.default_output) for x in d.outputs]
         with Vertical():
             yield Label("Devices: Enter picks (live calls move at once), Escape closes")
             if d.problem:
@@ -85,6 +103,22 @@ class DevicesScreen(ModalScreen[None]):
             with Vertical(classes="list"):
                 yield Label(f"Camera, for video (now: {d.camera_label or d.camera})")
                 yield OptionList(*_camera_options(d.cameras, d.camera), id="camera")
+            yield Label(
+                "Also on the command line: tone:HZ, silence, wav:PATH (--audio-in), "
+                "null, wav:PATH (--audio-out)",
+                id="extras",
+            )
+            yield Button(
+                f"Mic test: call {MIC_TEST} (speak: the in meter moves, you hear yourself)",
+                id="mic-test",
+                compact=True,
+            )
+
+    @on(Button.Pressed, "#mic-test")
+    def _mic_test(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.app.post_message(MicTest())
+        self.dismiss()
 
     @on(OptionList.OptionSelected)
     def _picked(self, event: OptionList.OptionSelected) -> None:
@@ -97,4 +131,4 @@ class DevicesScreen(ModalScreen[None]):
             self.dismiss()
 
 
-__all__ = ["DevicePicked", "DevicesScreen"]
+__all__ = ["MIC_TEST", "DevicePicked", "DevicesScreen", "MicTest"]

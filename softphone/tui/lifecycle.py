@@ -32,13 +32,36 @@ def engine_options(options: TuiOptions) -> dict[str, Any]:
         "audio_out": options.audio_out,
         "camera": options.camera,
         "show_video": options.show_video,
+        "echo_cancellation": options.echo_cancellation,
+        "noise_suppression": options.noise_suppression,
+        "auto_gain": options.auto_gain,
         **options.engine_options,
     }
 
 
+def new_engine(options: TuiOptions, subscriber: Subscriber) -> EngineThread:
+    from softphone.engine import EngineThread
+
+    engine = EngineThread(**engine_options(options))
+    try:
+        engine.subscribe(subscriber(engine))
+    except BaseException:
+        engine.close()
+        raise
+    return engine
+
+
+def connect(engine: EngineThread, options: TuiOptions, url: str, user: str, password: str) -> None:
+    """Log in in the background: the client retries an unreachable server forever (with
+    back-off) and says how it goes in events (connecting, reconnecting in N s, connected, a
+    refused password); nothing here waits for the server."""
+    secret = password
+    engine.start(url, user, lambda: secret, wait=False, **options.client_options)
+
+
 def start(options: TuiOptions, post: Post, subscriber: Subscriber) -> None:
-    """Start everything the options ask for and post `EngineReady`; raise if it cannot (the
-    worker turns that into a red line and an offline status)."""
+    """Start everything the options ask for and post `EngineReady` (at once: the connection
+    comes in events); raise if it cannot (the worker turns that into a red line)."""
     url, user, password = options.server_url, options.user, options.password or ""
     embedded = None
     if not url:
@@ -57,20 +80,20 @@ def start(options: TuiOptions, post: Post, subscriber: Subscriber) -> None:
     if not options.anonymous and not user:
         raise ValueError("no user name: give --user or set [client] user")
 
-    from softphone.engine import EngineThread
-
-    engine = EngineThread(**engine_options(options))
     try:
-        engine.subscribe(subscriber(engine))
-        if not options.anonymous:
-            secret = password
-            engine.start(url, user, lambda: secret, **options.client_options)
+        engine = new_engine(options, subscriber)
     except BaseException:
-        engine.close()
         if embedded is not None:
             embedded.stop()
         raise
     if not options.anonymous:
+        try:
+            connect(engine, options, url, user, password)
+        except BaseException:
+            engine.close()
+            if embedded is not None:
+                embedded.stop()
+            raise
         post(EngineReady(engine, user, url, embedded))
         return
     post(EngineReady(engine, options.anonymous_from or "anonymous", url, embedded, anonymous=True))
@@ -80,6 +103,29 @@ def start(options: TuiOptions, post: Post, subscriber: Subscriber) -> None:
         except Exception as exc:  # refused, unreachable...: say so, stay up for another try
             text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             post(Note(f"Could not place the anonymous call: {text}", True))
+
+
+def log_in_again(
+    old: EngineThread | None,
+    options: TuiOptions,
+    url: str,
+    user: str,
+    password: str,
+    post: Post,
+    subscriber: Subscriber,
+    embedded: Embedded | None,
+) -> None:
+    """A new password (the old one was refused, or the session ended): a fresh engine logs
+    in with it. The old engine's calls had ended with its session."""
+    if old is not None:
+        old.close()
+    engine = new_engine(options, subscriber)
+    try:
+        connect(engine, options, url, user, password)
+    except BaseException:
+        engine.close()
+        raise
+    post(EngineReady(engine, user, url, embedded))
 
 
 def place_anonymous(engine: EngineThread, options: TuiOptions, url: str, post: Post) -> None:
@@ -126,4 +172,12 @@ def stop(engine: EngineThread | None, embedded: Embedded | None, live: Iterable[
         embedded.stop()
 
 
-__all__ = ["engine_options", "place_anonymous", "start", "stop"]
+__all__ = [
+    "connect",
+    "engine_options",
+    "log_in_again",
+    "new_engine",
+    "place_anonymous",
+    "start",
+    "stop",
+]

@@ -19,6 +19,14 @@ class TuiOptions:
     audio_in: str = "default"
     audio_out: str = "default"
     camera: str = "pattern"  # what video calls send: "pattern", "default", "/dev/videoN", "N"
+    # Incoming calls: answered at once (audio) when no other call is live, or not rung here
+    # at all (left to the caller's other devices, or to time out). Toggled in the palette.
+    auto_answer: bool = False
+    do_not_disturb: bool = False
+    # The microphone's processing ([client] echo_cancellation & co.; toggled in the palette).
+    echo_cancellation: str = "auto"
+    noise_suppression: bool = True
+    auto_gain: bool = True
     embedded_data_dir: Path | None = None
     # Anonymous mode: no login; one call to `anonymous_to` placed at start. Token mode when
     # `token_file` (the JSON `softphone token` prints) or `token_url` (fetched) is given.

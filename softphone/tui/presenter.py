@@ -2,34 +2,53 @@
 and the selected call's numbers on the status line. Pure: no Textual, no engine calls, no
 clock of its own; the app decides where each line goes.
 
+Plain words, one line per happening: no state names from the SDK ("Initiated"), no server
+error codes, no retry chatter. The technical detail goes to the log file (`detail`), never to
+the screen. An ended call's reason reads the same in its row and in Messages (`end_words`).
+
 It imports the engine's types, so the app loads it only once the engine is loaded (after the
 first paint)."""
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from softphone.engine import Call, CallState, ErrorInfo
-from softphone.engine.events import (
-    CallStateChange,
-    MediaDeviceChange,
-)
+from softphone.engine.events import CallStateChange, MediaDeviceChange
 
 PATTERN_LABEL = "test pattern"  # what the engine calls the pattern camera (DeviceList, events)
 DEVICE_NAMES = {"audio_in": "Microphone", "audio_out": "Speaker", "camera": "Camera"}
 _FINISHED = (CallState.ENDED, CallState.CANCELLED)
 _ESTABLISHED = (CallState.CONNECTED, CallState.ON_HOLD)
 _RINGING = (CallState.INITIATING, CallState.INITIATED, CallState.RINGING)
+# How the engine's transition says that we ended the call (see engine/session.py `_finish`).
+_ENDED_HERE = ("ended locally", "rejected", "engine stopped")
+# "server: unknown_user: no user named 'y'" -> "no user named 'y'": codes are for the log.
+_CODE_PREFIX = re.compile(r"^(?:(?:server|client|call|media)(?::\d+)?: )?(?:[a-z_]+: )?")
 
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """One line for the message log; `error` lines are red."""
+    """One line for the message log; `error` lines are red. `detail` goes to the log file
+    only (the technical reason behind the plain words)."""
 
     text: str
     error: bool = False
+    detail: str = ""
+
+
+def plain_error(message: str) -> str:
+    """An error message without the codes in front of it."""
+    return _CODE_PREFIX.sub("", message, count=1) or message
+
+
+def short_party(party: str, width: int = 16) -> str:
+    """A name cut deliberately (an ellipsis) rather than by the column: `sip:bob@localho…`."""
+    return party if len(party) <= width else party[: width - 1] + "…"
 
 
 # -- a call's row --------------------------------------------------------------------------------
@@ -42,6 +61,10 @@ class CallView:
     call: Call
     sending_video: bool = False
     connected_at: float | None = None
+    # What the user just asked for and the engine has not confirmed yet ("muting…").
+    pending: str = ""
+    # How the call ended, in the words Messages used (set with the ending state change).
+    ended: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     def update(self, call: Call, now: float) -> None:
@@ -51,7 +74,8 @@ class CallView:
 
     @property
     def party(self) -> str:
-        return self.call.remote_participant
+        """Who the call is with; an anonymous caller is marked unverified."""
+        return caller_name(self.call)
 
     @property
     def live(self) -> bool:
@@ -72,19 +96,31 @@ class CallView:
         """Connected and not held by us: a second call holds this one first."""
         return self.connected and not self.call.local_hold
 
-    def flags(self) -> str:
+    def short_party(self) -> str:
+        """For the row's 16 columns: an anonymous caller keeps its mark, the label is cut."""
+        c = self.call
+        if c.anonymous and c.direction == "incoming":
+            return f"{short_party(c.remote_participant, 8)} (guest)"
+        return short_party(self.party)
+
+    def flag_words(self) -> list[str]:
         c = self.call
         words = [
             word
             for word, flag in (
-                ("hold", c.local_hold),
-                ("held", c.remote_hold),
+                ("on hold", c.local_hold),
+                ("held by them", c.remote_hold),
                 ("muted", c.muted),
                 ("video", self.sending_video),
             )
-            if flag
+            if flag and self.live
         ]
-        return " ".join(words)
+        if self.pending and self.live:
+            words.append(self.pending)
+        return words
+
+    def flags(self) -> str:
+        return ", ".join(self.flag_words())
 
     def duration(self, now: float | None = None) -> str:
         if self.connected_at is None:
@@ -94,20 +130,86 @@ class CallView:
         return f"{seconds // 60}:{seconds % 60:02d}"
 
     def state_text(self) -> str:
-        c = self.call
-        if c.end_reason and not self.live:
-            return f"{c.state.value} ({c.end_reason})"
-        return c.state.value
+        if not self.live:
+            return self.ended or "ended"
+        return state_words(self.call)
 
     def row(self, now: float | None = None) -> dict[str, str]:
         """The Calls pane's cells, by column key."""
         return {
-            "party": self.party,
+            "party": self.short_party(),
             "dir": "out" if self.call.direction == "outgoing" else "in",
             "state": self.state_text(),
             "time": self.duration(now),
             "flags": self.flags(),
         }
+
+
+def caller_name(call: Call) -> str:
+    """An anonymous caller names itself: say so, so it is never taken for the real user."""
+    if call.anonymous and call.direction == "incoming":
+        return f"guest '{call.remote_participant}' (anonymous)"
+    return call.remote_participant
+
+
+def state_words(call: Call) -> str:
+    """A live call's state as the row says it."""
+    match call.state:
+        case CallState.INITIATING | CallState.INITIATED:
+            return "calling…" if call.direction == "outgoing" else "incoming"
+        case CallState.RINGING:
+            return "ringing" if call.direction == "outgoing" else "ringing here"
+        case CallState.CONNECTED:
+            return "in call"
+        case CallState.ON_HOLD:
+            return "on hold"
+        case _:
+            return call.state.value.lower()
+
+
+def end_words(call: Call, reason_text: str, party: str) -> str:
+    """How a call ended, as a person says it; the same in the row and in Messages."""
+    here = reason_text in _ENDED_HERE
+    outgoing = call.direction == "outgoing"
+    match call.end_reason:
+        case "hangup":
+            return "you hung up" if here else f"{party} hung up"
+        case "cancelled":
+            if outgoing:
+                return "you cancelled" if here else "cancelled"
+            return "missed: they hung up first"
+        case "rejected":
+            return "you declined" if here else f"{party} declined"
+        case "no_answer":
+            return "no answer" if outgoing else "missed: not answered"
+        case "connection_lost":
+            return "the connection was lost"
+        case "answered_elsewhere":
+            return "answered on another device"
+        case "rejected_elsewhere":
+            return "declined on another device"
+        case "forwarded":
+            return "forwarded"
+        case "ignored":
+            return "not answered here"
+        case "stopped":
+            return "the phone was closed"
+        case "error":
+            return f"failed: {plain_error(reason_text)}"
+        case None | "":
+            return "ended"
+        case other:
+            return str(other).replace("_", " ")
+
+
+def recent_line(view: CallView, when: time.struct_time) -> str:
+    """An ended call in Recent calls: when it started, with whom, which way, how long, how
+    it ended."""
+    way = "out" if view.call.direction == "outgoing" else "in"
+    length = view.duration()
+    return " · ".join(
+        x for x in (time.strftime("%H:%M", when), view.party, way, length, view.state_text()) if x
+    )
 
 
 def stops_ringing(state: CallState) -> bool:
@@ -127,28 +229,52 @@ def calling(party: str) -> Line:
 
 
 def could_not_call(party: str, error: ErrorInfo) -> Line:
-    return Line(f"Could not call {party}: {error.message}", error=True)
+    return Line(
+        f"Could not call {party}: {plain_error(error.message)}",
+        error=True,
+        detail=f"{error.code.value}: {error.message}",
+    )
 
 
 def incoming(party: str, media: str) -> Line:
-    return Line(f"Incoming call from {party} ({media}): press a to answer.")
+    return Line(f"{party} is calling ({media}): a answers, r declines.")
 
 
-def state_changed(party: str, event: CallStateChange, flags: str) -> Line:
-    """A new state, or (same state) a hold flag that changed: say what the call is now."""
-    previous, state = event.previous.state, event.state
-    if previous != state:
-        reason = event.transition.reason_text
-        because = f" ({reason})" if reason and state in _FINISHED else ""
+def state_changed(party: str, event: CallStateChange, call: Call) -> Line | None:
+    """What a state change means to a person, or None when it is not news (the call moving
+    through the steps of being placed)."""
+    previous, state = event.previous, event.state
+    if state in _FINISHED:
+        words = end_words(call, event.transition.reason_text, party)
+        if call.direction == "incoming" and words.startswith("missed"):
+            return Line(f"Missed call from {party}.")
+        return Line(f"Call with {party} ended: {words}.", detail=event.transition.reason_text)
+    if previous.local_hold != call.local_hold:
         return Line(
-            f"Call with {party}: state changed from {previous.value} to {state.value}{because}"
+            f"{party} is on hold." if call.local_hold else f"Resumed the call with {party}."
         )
-    return Line(f"Call with {party}: {flags or 'resumed'}")
+    if previous.remote_hold != call.remote_hold:
+        return Line(f"{party} put you on hold." if call.remote_hold else f"{party} is back.")
+    if previous.state == state:
+        return None
+    if state == CallState.RINGING and call.direction == "outgoing":
+        return Line(f"{party}'s phone is ringing.")
+    if state == CallState.CONNECTED and previous.state in _RINGING:
+        return Line(f"Connected to {party}.")
+    return None
 
 
-def remote_track(party: str, kind: str, started: bool) -> Line:
-    verb = "receiving" if started else "no longer receiving"
-    return Line(f"Call with {party}: {verb} {kind}")
+def muted(party: str, is_muted: bool) -> Line:
+    if is_muted:
+        return Line(f"Muted: {party} hears nothing from you (m unmutes).")
+    return Line(f"Unmuted: {party} hears you again.")
+
+
+def remote_track(party: str, kind: str, started: bool) -> Line | None:
+    """Their video starting or stopping is news; their audio comes with Connected."""
+    if kind != "video":
+        return None
+    return Line(f"{party} {'started' if started else 'stopped'} sending video.")
 
 
 def sending_video(party: str, camera_label: str, camera_failed: bool = False) -> Line:
@@ -166,12 +292,13 @@ def sending_video(party: str, camera_label: str, camera_failed: bool = False) ->
 
 
 def dtmf_received(party: str, digits: str) -> Line:
-    return Line(f"Call with {party}: received DTMF {digits}")
+    return Line(f"{party} pressed {digits}.")
 
 
 def call_error(party: str | None, error: ErrorInfo) -> Line:
     where = f"Call with {party}: " if party is not None else ""
-    return Line(f"{where}{error.message}", error=True)
+    text = plain_error(error.message)
+    return Line(f"{where}{text}", error=True, detail=f"{error.code.value}: {error.message}")
 
 
 def media_connection_failed(party: str) -> Line:
@@ -204,26 +331,47 @@ def keeps_media(live: int) -> str:
     return " · the call keeps its media" if live == 1 else f" · {live} calls keep media"
 
 
+def connected_as(user: str, url: str) -> Line:
+    return Line(f"Logged in as {user} on {url}.")
+
+
 def connection_back() -> Line:
-    return Line("Connection to the server is back.")
+    return Line("Connected to the server again.")
 
 
-def connection_lost(reason: str, retry_in: float | None) -> Line:
-    return Line(
-        f"Lost the server connection ({reason or 'no reason given'}); {retry_text(retry_in)}."
-    )
+def connection_lost(reason: str) -> Line:
+    """Said once per outage; the status line counts down the retries."""
+    return Line("Lost the connection to the server; reconnecting.", detail=reason)
+
+
+def unreachable(url: str, reason: str) -> Line:
+    """Said once when the server does not answer at start; retries go on until it does."""
+    return Line(f"Cannot reach the server at {url}; trying again until it answers.", detail=reason)
 
 
 def offline(reason: str) -> Line:
-    return Line(f"Offline: {reason or 'disconnected'}", error=True)
+    return Line(f"Offline: {plain_error(reason) or 'disconnected'}", error=True, detail=reason)
+
+
+def login_refused(user: str) -> Line:
+    return Line(
+        f"The server refused the password for {user}: log in again (l, or Log in in the palette).",
+        error=True,
+    )
 
 
 def server_error(error: object) -> Line:
-    return Line(f"Server: {error}", error=True)
+    return Line(f"Server: {plain_error(str(error))}", error=True, detail=str(error))
 
 
 def signed_out(reason: str) -> Line:
-    return Line(f"Signed out by the server ({reason})", error=True)
+    words = {
+        "expired": "your session expired",
+        "replaced": "you logged in somewhere else",
+        "gone": "the server ended your session",
+        "logged_out": "you were logged out",
+    }.get(reason, reason.replace("_", " "))
+    return Line(f"Signed out: {words}. Log in again with l.", error=True, detail=reason)
 
 
 # -- start-up ------------------------------------------------------------------------------------
@@ -240,21 +388,33 @@ def synthetic(*specs: str) -> bool:
     )
 
 
+def honest_devices(microphone: str, speaker: str, problem: str, in_spec: str, out_spec: str) -> str:
+    """The status line's devices: what is really used, and plainly when there is no sound
+    card ("no microphone: sending silence")."""
+    if problem:
+        mic = f"mic {microphone}" if synthetic(in_spec) else "no microphone: sending silence"
+        spk = f"spk {speaker}" if synthetic(out_spec) else "no speaker: not playing"
+        return f"{mic} · {spk}"
+    return f"mic {microphone or '?'} · spk {speaker or '?'}"
+
+
 # -- the selected call's numbers -----------------------------------------------------------------
 
 
-def describe_stats(stats: dict[str, Any], kbps: float | None) -> str:
-    """`Opus 48 kb/s loss 0 jitter 2 ms RTT 1 ms` from the engine's stats summary."""
+def describe_stats(stats: dict[str, Any], kbps: tuple[float | None, float | None]) -> str:
+    """`opus ↑32 ↓31 kb/s lost ↑0 ↓0 jitter 2 ms RTT 1 ms`: both directions where known."""
     audio = stats.get("audio") or {}
     parts: list[str] = []
     codec = audio.get("codec")
     if codec:
         parts.append(str(codec).split("/")[-1])
-    if kbps is not None:
-        parts.append(f"{kbps:.0f} kb/s")
-    lost = audio.get("packets_lost")
-    if lost is not None:
-        parts.append(f"loss {lost}")
+    up, down = kbps
+    if up is not None or down is not None:
+        parts.append(f"↑{_num(up)} ↓{_num(down)} kb/s")
+    lost_in = audio.get("packets_lost")
+    lost_out = audio.get("remote_packets_lost")
+    if lost_in is not None or lost_out is not None:
+        parts.append(f"lost ↑{_num(lost_out)} ↓{_num(lost_in)}")
     jitter = audio.get("jitter")
     if jitter is not None:
         parts.append(f"jitter {float(jitter) * 1000:.0f} ms")
@@ -264,44 +424,69 @@ def describe_stats(stats: dict[str, Any], kbps: float | None) -> str:
     return " ".join(parts)
 
 
-def call_numbers(party: str, stats: dict[str, Any], kbps: float | None) -> str:
-    return f"{party}: {describe_stats(stats, kbps)}"
+def _num(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f}"
+
+
+def meter(level: float, width: int = 8) -> str:
+    """A level (0..1 of full scale, as `media:levels` gives it) as a bar: dB scaled, so
+    speech shows (-48 dB is empty, 0 dB full)."""
+
+    if level <= 0:
+        filled = 0
+    else:
+        db = 20 * math.log10(min(1.0, level))
+        filled = max(0, min(width, round((db + 48) / 48 * width)))
+    return "▮" * filled + "▯" * (width - filled)
 
 
 class Bitrate:
-    """Received audio bitrate per call, from successive byte counts.
+    """Audio bitrate per call and direction, from successive byte counts.
 
-    The count may come from the far end's sender reports, which arrive about once a second:
-    the rate is measured between changes and shown until the next one."""
+    A count may come from the far end's reports, which arrive about once a second: each rate
+    is measured between changes and shown until the next one."""
+
+    _KEYS = {"down": ("bytes_received", "remote_bytes_sent"), "up": ("bytes_sent",)}
 
     def __init__(self) -> None:
-        self._last: dict[str, tuple[float, int, float | None]] = {}
+        self._last: dict[tuple[str, str], tuple[float, int, float | None]] = {}
 
-    def update(self, call_id: str, stats: dict[str, Any], now: float) -> float | None:
+    def update(
+        self, call_id: str, stats: dict[str, Any], now: float
+    ) -> tuple[float | None, float | None]:
+        """(sent, received) kb/s."""
         audio = stats.get("audio") or {}
-        received = audio.get("bytes_received", audio.get("remote_bytes_sent"))
-        if not isinstance(received, int):
+        return self._rate(call_id, "up", audio, now), self._rate(call_id, "down", audio, now)
+
+    def _rate(self, call_id: str, way: str, audio: dict[str, Any], now: float) -> float | None:
+        count = next((audio[k] for k in self._KEYS[way] if isinstance(audio.get(k), int)), None)
+        if count is None:
             return None
-        last = self._last.get(call_id)
-        if last is not None and received == last[1]:
+        last = self._last.get((call_id, way))
+        if last is not None and count == last[1]:
             return last[2]
         kbps = None
         if last is not None and now > last[0]:
-            kbps = (received - last[1]) * 8 / 1000 / (now - last[0])
-        self._last[call_id] = (now, received, kbps)
+            kbps = (count - last[1]) * 8 / 1000 / (now - last[0])
+        self._last[(call_id, way)] = (now, count, kbps)
         return kbps
 
     def forget(self, call_id: str) -> None:
-        self._last.pop(call_id, None)
+        for way in self._KEYS:
+            self._last.pop((call_id, way), None)
 
 
 __all__ = [
     "Bitrate",
     "CallView",
     "Line",
-    "call_numbers",
+    "caller_name",
     "describe_stats",
+    "end_words",
     "finished",
+    "meter",
+    "plain_error",
+    "recent_line",
     "state_changed",
     "stops_ringing",
 ]

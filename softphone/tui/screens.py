@@ -1,4 +1,4 @@
-"""Modal screens: confirm quitting while calls are live."""
+"""Modal screens: confirm quitting while calls are live; log in again."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label
+from textual.widgets import Button, Input, Label
 
 
 class QuitScreen(ModalScreen[bool]):
@@ -46,4 +46,41 @@ class QuitScreen(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
-__all__ = ["QuitScreen"]
+class LoginScreen(ModalScreen[str | None]):
+    """Ask for the password inside the TUI (never echoed: the box shows dots). Dismisses with
+    the password, or None (Escape: stay offline)."""
+
+    DEFAULT_CSS = """
+    LoginScreen { align: center middle; }
+    LoginScreen > Vertical { width: 64; max-width: 95%; height: auto; border: thick $warning;
+                             padding: 1 2; background: $surface; }
+    LoginScreen Input { margin-top: 1; }
+    LoginScreen #login-why { color: $warning; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Stay offline")]
+
+    def __init__(self, user: str, url: str, why: str) -> None:
+        super().__init__()
+        self._user, self._url, self._why = user, url, why
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Log in to {self._url} as {self._user}")
+            yield Label(self._why, id="login-why")
+            yield Input(placeholder="password, Enter logs in", password=True, id="password")
+            yield Label("Escape: stay offline (then l asks again)")
+
+    def on_mount(self) -> None:
+        self.query_one("#password", Input).focus()
+
+    @on(Input.Submitted, "#password")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value:
+            self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+__all__ = ["LoginScreen", "QuitScreen"]

@@ -233,3 +233,52 @@ def test_the_softphone_refuses_bad_arguments_and_config_before_the_tui(
 def test_the_softphone_never_takes_a_password_argument(tmp_path: Path) -> None:
     result = run("--server", "http://127.0.0.1:9", "--user", "alice", "--password=x")
     assert result.returncode == 2 and "unrecognized arguments: --password=x" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "usage"),
+    [
+        (["serve", "--bogus"], "usage: softphone serve "),
+        (["user", "list", "--bogus"], "usage: softphone user list "),
+        (["token", "--bogus"], "usage: softphone token "),
+        (["--bogus"], "usage: softphone [-h]"),
+    ],
+)
+def test_a_bad_argument_shows_the_usage_of_its_subcommand(args: list[str], usage: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(usage), result.stderr
+    assert "unrecognized arguments: --bogus" in result.stderr
+
+
+def test_an_empty_user_list_says_so(tmp_path: Path) -> None:
+    result = run("user", "--data-dir", str(tmp_path), "list")
+    assert result.returncode == 0
+    assert result.stdout == "no users yet (add one with: softphone user add NAME)\n"
+
+
+def test_a_busy_port_is_explained_with_what_to_do(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("serve", "--port", str(port), "--data-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert f"port {port} is already in use" in result.stderr
+    assert "--port N" in result.stderr and "Errno" not in result.stderr
+
+
+def test_token_warns_when_its_ttl_outlives_what_the_server_accepts(tmp_path: Path) -> None:
+    key = tmp_path / "key.txt"
+    assert run("token", "--generate-key", "--format", "v2").returncode == 0
+    key.write_text(run("token", "--generate-key", "--format", "v2").stdout)
+    config = tmp_path / "softphone.toml"
+    config.write_text("[anonymous]\ntoken_max_age = 60\nclock_skew = 5\n")
+    common = ["--config", str(config), "token", "--realm", "r", "--account", "desk"]
+    common += ["--from", "guest", "--to", "desk", "--key-file", str(key)]
+    long = run(*common, "--ttl", "600")
+    assert long.returncode == 0 and json.loads(long.stdout)["realm"] == "r"
+    assert "--ttl 600 is longer than the server accepts" in long.stderr
+    assert "older than 65 s" in long.stderr
+    short = run(*common, "--ttl", "60")
+    assert short.returncode == 0 and short.stderr == ""

@@ -39,9 +39,8 @@ REALM = "tui"
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    """A server with alice, bob, carol and desk (password PASSWORD; desk takes anonymous
-    calls) on the test's loop, a v2 token realm and the demo token endpoint for desk."""
+async def servers(tmp_path: Path) -> AsyncIterator[Servers]:
+    """Starts (and restarts, on the same port) the server `server` describes."""
     (tmp_path / "server").mkdir()
     key_file = tmp_path / "server" / "realm.key"
     key_file.write_text(generate_key("v2") + "\n")
@@ -64,9 +63,16 @@ caller = "guest"
 callee = "desk"
 account = "desk"
 """)
-    servers = Servers(config)
-    yield await servers.start()
-    await servers.close()
+    made = Servers(config)
+    yield made
+    await made.close()
+
+
+@pytest.fixture
+async def server(servers: Servers) -> RunningServer:
+    """A server with alice, bob, carol and desk (password PASSWORD; desk takes anonymous
+    calls) on the test's loop, a v2 token realm and the demo token endpoint for desk."""
+    return await servers.start()
 
 
 class Far:
@@ -159,5 +165,5 @@ async def answered_by_key(
     call_id = await bob.call(bob.thread.make, "alice")
     await until(pilot, lambda: app.incoming_pane.first is not None, what="incoming")
     await pilot.press("a")
-    await until(pilot, lambda: row_states(app).get("bob") == "Connected", what="Connected")
+    await until(pilot, lambda: row_states(app).get("bob") == "in call", what="in call")
     return bob, call_id

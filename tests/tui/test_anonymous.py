@@ -12,6 +12,7 @@ from softphone.server.runner import RunningServer
 from softphone.server.tokens import issue_token_set, parse_key
 from softphone.tui.app import SoftphoneApp
 from softphone.tui.options import TuiOptions
+from tests.server.harness import PASSWORD
 from tests.tui.conftest import FAST, MEDIA, REALM, Far, row_states, until
 from tests.tui.test_app import SIZE, logged
 
@@ -52,7 +53,7 @@ async def test_regular_mode_reaches_an_account_that_allows_it(
     app = anonymous_app(server, anonymous_to="desk", anonymous_from="walk-in")
     async with app.run_test(size=SIZE) as pilot:
         call_id = await answer_when_ringing(desk)
-        await until(pilot, lambda: row_states(app).get("desk") == "Connected", what="Connected")
+        await until(pilot, lambda: row_states(app).get("desk") == "in call", what="in call")
         assert desk.thread.get(call_id).remote_participant == "walk-in"
         incoming = str(app.query_one("#ring").render())
         assert "Anonymous mode" in incoming and "nobody can call you" in incoming
@@ -84,7 +85,7 @@ async def test_token_mode_from_a_file(
     app = anonymous_app(server, token_file=token_file)
     async with app.run_test(size=SIZE) as pilot:
         call_id = await answer_when_ringing(desk)
-        await until(pilot, lambda: row_states(app).get("desk") == "Connected", what="Connected")
+        await until(pilot, lambda: row_states(app).get("desk") == "in call", what="in call")
         assert desk.thread.get(call_id).remote_participant == "guest"
         screen_text = "\n".join(app.log_pane.lines_text)
         assert all(tokens[f] not in screen_text for f in ("accountToken", "fromToken", "toToken"))
@@ -97,7 +98,7 @@ async def test_token_mode_from_the_demo_url(server: RunningServer, far: type[Far
     app = anonymous_app(server, token_url=f"{server.url}/v1/demo/callparameters")
     async with app.run_test(size=SIZE) as pilot:
         call_id = await answer_when_ringing(desk)
-        await until(pilot, lambda: row_states(app).get("desk") == "Connected", what="Connected")
+        await until(pilot, lambda: row_states(app).get("desk") == "in call", what="in call")
         assert desk.thread.get(call_id).remote_participant == "guest"
 
 
@@ -108,3 +109,34 @@ async def test_a_bad_token_file_is_a_clear_error(server: RunningServer, tmp_path
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: bool(errors(app)), what="an error line")
         assert f"{token_file}: missing or empty fromToken, toToken" in errors(app)[0]
+
+
+async def test_an_anonymous_caller_is_marked_unverified_at_the_callee(
+    server: RunningServer, far: type[Far]
+) -> None:
+    """Friction 7: a guest naming itself is never shown as if it were that user."""
+    app = SoftphoneApp(
+        TuiOptions(
+            server_url=server.url,
+            user="desk",
+            password=PASSWORD,
+            engine_options=dict(MEDIA),
+            client_options={"backoff": FAST},
+        )
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.engine is not None, what="login")
+        guest = far()
+        await guest.call(
+            guest.thread.make_anonymous, "desk", None, from_="visitor", server_url=server.url
+        )
+        await until(pilot, lambda: app.incoming_pane.first is not None, what="the guest rings")
+        ring = str(app.query_one("#ring").render())
+        assert "guest 'visitor' (anonymous) is calling" in ring, ring
+        assert logged(app, "guest 'visitor' (anonymous) is calling")
+        await pilot.press("a")
+        await until(
+            pilot,
+            lambda: row_states(app).get("visitor (guest)") == "in call",
+            what="the row, marked",
+        )

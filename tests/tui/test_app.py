@@ -44,7 +44,7 @@ async def test_incoming_answered_by_key_and_another_rejected(
         await until(pilot, lambda: len(app.incoming_pane.calls) == 2, what="a queued call")
         await pilot.press("a")  # the first incoming call: bob
         await bob.wait(CallStateChange, lambda e: e.state == CallState.CONNECTED)
-        await until(pilot, lambda: row_states(app).get("bob") == "Connected", what="Connected")
+        await until(pilot, lambda: row_states(app).get("bob") == "in call", what="in call")
         assert bob_call
         await pilot.press("r")  # now carol is first
         ended = await carol.wait(
@@ -71,7 +71,7 @@ async def test_typing_in_the_dial_box_sends_no_dtmf(server: RunningServer, far: 
         await pilot.press("d", *"12e")  # focus the dial box: digits and letters are text
         await pilot.pause(0.5)
         assert app.query_one("#target").value == "12e"  # type: ignore[attr-defined]
-        assert row_states(app).get("bob") == "Connected"
+        assert row_states(app).get("bob") == "in call"
         assert bob.of(CallDtmfReceived) == []
 
 
@@ -90,7 +90,7 @@ async def test_quit_with_a_live_call_asks_first(server: RunningServer, far: type
         assert type(app.screen).__name__ == "QuitScreen"
         await pilot.press("n")  # stay
         await pilot.pause(0.2)
-        assert app.is_running and row_states(app).get("bob") == "Connected"
+        assert app.is_running and row_states(app).get("bob") == "in call"
         await pilot.press("ctrl+q")
         await pilot.pause(0.2)
         await pilot.press("y")  # end the call and quit

@@ -25,7 +25,7 @@ async def test_the_camera_option_reaches_the_call_and_the_pattern_is_said(
         await bob.start(server, "bob")
         await pilot.press(*"bob", "enter")  # the video box starts checked
         call_id = await answer_when_ringing(bob)
-        await until(pilot, lambda: row_states(app).get("bob") == "Connected", what="Connected")
+        await until(pilot, lambda: row_states(app).get("bob") == "in call", what="in call")
         await until(
             pilot,
             lambda: any(MISSING in text and error for text, error in app.log_pane.entries),

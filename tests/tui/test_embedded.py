@@ -6,10 +6,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from softphone.engine import Call
 from softphone.tui.app import SoftphoneApp
 from softphone.tui.options import TuiOptions
 from tests.tui.conftest import MEDIA, row_states, until
 from tests.tui.test_app import SIZE, logged
+
+
+def echo_call(app: SoftphoneApp) -> Call:
+    return next(v.call for v in app.views.values() if v.call.remote_participant == "echo")
 
 
 async def test_dial_echo_on_the_embedded_default(tmp_path: Path) -> None:
@@ -21,8 +26,8 @@ async def test_dial_echo_on_the_embedded_default(tmp_path: Path) -> None:
         assert logged(app, "Dial echo to test your audio and video.")
         assert "me @ embedded server" in app.status.plain
         await pilot.press(*"echo", "enter")  # the dial box has the focus at start
-        await until(pilot, lambda: row_states(app).get("echo") == "Connected", what="Connected")
-        await until(pilot, lambda: logged(app, "Call with echo: receiving audio"), what="audio")
+        await until(pilot, lambda: row_states(app).get("echo") == "in call", what="in call")
+        await until(pilot, lambda: bool(echo_call(app).remote_tracks), what="audio")
         engine = app.engine
         assert engine is not None
         call_id = next(iter(app.views))
@@ -33,14 +38,21 @@ async def test_dial_echo_on_the_embedded_default(tmp_path: Path) -> None:
             what="echoed audio packets",
         )
         # The status line's live numbers: a bitrate near Opus's, and jitter in milliseconds.
-        await until(pilot, lambda: "kb/s" in app.status.plain, timeout=10, what="a bitrate")
+        await until(
+            pilot,
+            lambda: re.search(r"↓\d+ kb/s", app.status.plain) is not None,
+            timeout=10,
+            what="a bitrate both ways",
+        )
         numbers = app.status.plain.split("\n")[1]
-        kbps = float(re.search(r"(\d+) kb/s", numbers).group(1))  # type: ignore[union-attr]
+        kbps = float(re.search(r"↓(\d+) kb/s", numbers).group(1))  # type: ignore[union-attr]
         jitter_ms = float(re.search(r"jitter (\d+) ms", numbers).group(1))  # type: ignore[union-attr]
         assert 8 <= kbps <= 200, numbers
         assert jitter_ms < 100, numbers
         await pilot.press("e")
-        await until(pilot, lambda: row_states(app).get("echo") in ("Ended", None), what="ended")
+        await until(
+            pilot, lambda: row_states(app).get("echo") in ("you hung up", None), what="ended"
+        )
         await pilot.press("ctrl+q")
         await until(pilot, lambda: not app.is_running, what="exit")
     assert (tmp_path / "embedded" / "embedded-credentials.json").stat().st_mode & 0o777 == 0o600
@@ -56,5 +68,5 @@ async def test_anonymous_call_to_echo_on_the_embedded_default(tmp_path: Path) ->
         )
     )
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: row_states(app).get("echo") == "Connected", what="Connected")
+        await until(pilot, lambda: row_states(app).get("echo") == "in call", what="in call")
         assert logged(app, "Anonymous mode on")

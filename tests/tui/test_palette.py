@@ -3,8 +3,10 @@ at the far ends is what the keys leave."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.command import Command, CommandList, CommandPalette
 
 from softphone.engine.events import CallStateChange
@@ -12,7 +14,7 @@ from softphone.engine.states import CallState
 from softphone.server.runner import RunningServer
 from softphone.tui.app import SoftphoneApp
 from tests.tui.conftest import Far, answered_by_key, app_for, row_states, until
-from tests.tui.test_app import SIZE
+from tests.tui.test_app import SIZE, logged
 from tests.tui.test_calls import held_by_remote
 
 
@@ -50,7 +52,7 @@ async def test_palette_unhold_holds_the_other_call_as_the_h_key_does(
         await pilot.press("a")  # answering carol holds bob
         await until(
             pilot,
-            lambda: row_states(app) == {"bob": "On Hold", "carol": "Connected"},
+            lambda: row_states(app) == {"bob": "on hold", "carol": "in call"},
             what="bob held",
         )
 
@@ -58,7 +60,7 @@ async def test_palette_unhold_holds_the_other_call_as_the_h_key_does(
         await palette(pilot, app, "Unhold")
         await until(
             pilot,
-            lambda: row_states(app) == {"bob": "Connected", "carol": "On Hold"},
+            lambda: row_states(app) == {"bob": "in call", "carol": "on hold"},
             what="the palette swapped the calls",
         )
         await until(pilot, lambda: held_by_remote(bob, bob_call, False), what="bob resumed")
@@ -67,7 +69,7 @@ async def test_palette_unhold_holds_the_other_call_as_the_h_key_does(
         await pilot.press("s", "h")  # select carol; the key resumes her: the same swap back
         await until(
             pilot,
-            lambda: row_states(app) == {"bob": "On Hold", "carol": "Connected"},
+            lambda: row_states(app) == {"bob": "on hold", "carol": "in call"},
             what="the key swapped the calls",
         )
         await until(pilot, lambda: held_by_remote(bob, bob_call, True), what="bob held again")
@@ -92,7 +94,7 @@ async def test_palette_hold_mute_and_end_reach_the_engine_and_the_far_end(
 
         await palette(pilot, app, "Hold")
         await until(pilot, lambda: held_by_remote(bob, bob_call, True), what="bob sees hold")
-        assert row_states(app) == {"bob": "On Hold"}
+        assert row_states(app) == {"bob": "on hold"}
         await palette(pilot, app, "Hold")  # already held: said, and nothing sent
         await until(
             pilot,
@@ -104,3 +106,23 @@ async def test_palette_hold_mute_and_end_reach_the_engine_and_the_far_end(
         await bob.wait(
             CallStateChange, lambda e: e.call_id == bob_call and e.state == CallState.ENDED
         )
+
+
+async def test_palette_switches_echo_cancellation_and_screenshots(
+    server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = app_for(server, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.engine is not None, what="login")
+        engine = app.engine
+        assert engine is not None
+        await palette(pilot, app, "Echo cancellation: off")
+        await until(pilot, lambda: logged(app, "Echo cancellation off."), what="said")
+        assert engine.list_devices().audio_processing.echo_cancellation == "off"
+        await palette(pilot, app, "Screenshot")
+        await until(pilot, lambda: logged(app, "Screenshot saved to"), what="the screenshot")
+        saved = [line for line in app.log_pane.lines_text if "Screenshot saved to" in line]
+        path = saved[0].removeprefix("Screenshot saved to ")
+        assert path.startswith(str(tmp_path))
+        assert Path(path).read_text(encoding="utf-8").startswith("<svg")

@@ -52,41 +52,95 @@ def test_a_row_shows_party_direction_state_time_and_flags() -> None:
     assert view.row(now=1075.0) == {
         "party": "bob",
         "dir": "out",
-        "state": "On Hold",
+        "state": "on hold",
         "time": "1:15",
-        "flags": "hold muted video",
+        "flags": "on hold, muted, video",
     }
     assert view.live and view.established and not view.connected and not view.talking
 
 
-def test_an_ended_row_says_why_and_stops_the_clock() -> None:
+def test_what_was_asked_shows_until_the_engine_confirms_it() -> None:
+    view = CallView(call())
+    view.pending = "muting…"
+    assert view.row()["flags"] == "muting…"
+    assert view.flag_words() == ["muting…"]
+
+
+def test_long_names_are_cut_with_an_ellipsis_not_by_the_column() -> None:
+    view = CallView(call(remote_participant="sip:bob@localhost.example"))
+    assert view.row()["party"] == "sip:bob@localho…"
+    assert len(view.row()["party"]) == 16
+    guest = CallView(call(direction="incoming", anonymous=True, remote_participant="walk-in-42"))
+    assert guest.row()["party"] == "walk-in… (guest)"  # the mark is never the part cut
+
+
+def test_an_ended_row_says_why_in_the_words_of_the_log_and_stops_the_clock() -> None:
     view = CallView(call())
     view.update(call(), now=1000.0)
-    view.update(call(CallState.ENDED, end_time=1030.0, end_reason="remote_ended"), now=1031.0)
-    assert view.row(now=2000.0)["state"] == "Ended (remote_ended)"
+    ended = call(CallState.ENDED, end_time=1030.0, end_reason="hangup")
+    view.update(ended, now=1031.0)
+    event = change(CallState.CONNECTED, CallState.ENDED, "ended: hangup")
+    view.ended = presenter.end_words(ended, event.transition.reason_text, "bob")
+    assert view.row(now=2000.0)["state"] == "bob hung up"
     assert view.row(now=2000.0)["time"] == "0:30"
+    line = presenter.state_changed("bob", event, ended)
+    assert line is not None and line.text == "Call with bob ended: bob hung up."
     assert not view.live and presenter.finished(view.call.state)
 
 
-def test_state_lines_name_both_states_and_the_end_reason() -> None:
-    assert presenter.state_changed("bob", change(CallState.RINGING, CallState.CONNECTED), "") == (
-        Line("Call with bob: state changed from Ringing to Connected")
+def test_end_reasons_read_as_a_person_says_them() -> None:
+    def words(reason: str, text: str, direction: str = "outgoing") -> str:
+        ended = call(CallState.ENDED, end_reason=reason, direction=direction)
+        return presenter.end_words(ended, text, "bob")
+
+    assert words("hangup", "ended locally") == "you hung up"
+    assert words("cancelled", "ended locally") == "you cancelled"
+    assert words("rejected", "rejected by the remote party") == "bob declined"
+    assert words("rejected", "rejected", "incoming") == "you declined"
+    assert words("no_answer", "cancelled: no_answer") == "no answer"
+    assert words("answered_elsewhere", "cancelled: x", "incoming") == "answered on another device"
+    assert words("error", "server: unknown_user: no user named 'y'") == (
+        "failed: no user named 'y'"
     )
-    ended = presenter.state_changed("bob", change(CallState.CONNECTED, CallState.ENDED, "bye"), "")
-    assert ended.text.endswith("from Connected to Ended (bye)")
-    # A hold flag changed while the state stayed: the flags, or "resumed" when none is left.
-    same = change(CallState.ON_HOLD, CallState.ON_HOLD)
-    assert presenter.state_changed("bob", same, "hold held").text == "Call with bob: hold held"
-    assert presenter.state_changed("bob", same, "").text == "Call with bob: resumed"
+    missed = call(CallState.CANCELLED, end_reason="cancelled", direction="incoming")
+    line = presenter.state_changed(
+        "bob", change(CallState.RINGING, CallState.CANCELLED, "c"), missed
+    )
+    assert line == Line("Missed call from bob.")
 
 
-def test_errors_are_red_and_say_which_call() -> None:
-    error = ErrorInfo(EngineErrorCode.GENERIC, "it broke")
-    assert presenter.call_error("bob", error) == Line("Call with bob: it broke", error=True)
-    assert presenter.call_error(None, error) == Line("it broke", error=True)
+def test_state_lines_are_plain_and_only_for_news() -> None:
+    placing = change(CallState.INITIATING, CallState.INITIATED)
+    assert presenter.state_changed("bob", placing, call(CallState.INITIATED)) is None
+    ringing = change(CallState.INITIATED, CallState.RINGING)
+    line = presenter.state_changed("bob", ringing, call(CallState.RINGING))
+    assert line == Line("bob's phone is ringing.")
+    up = change(CallState.RINGING, CallState.CONNECTED)
+    assert presenter.state_changed("bob", up, call()) == Line("Connected to bob.")
+    held = change(CallState.CONNECTED, CallState.ON_HOLD)
+    on_hold = call(CallState.ON_HOLD, local_hold=True)
+    assert presenter.state_changed("bob", held, on_hold) == Line("bob is on hold.")
+    theirs = call(CallState.ON_HOLD, remote_hold=True)
+    assert presenter.state_changed("bob", held, theirs) == Line("bob put you on hold.")
+
+
+def test_errors_are_red_plain_and_keep_the_codes_for_the_log() -> None:
+    error = ErrorInfo(EngineErrorCode.GENERIC, "server: unknown_user: no user named 'y'")
+    line = presenter.call_error("bob", error)
+    assert line.text == "Call with bob: no user named 'y'" and line.error
+    assert "unknown_user" in line.detail
+    assert presenter.call_error(None, ErrorInfo(EngineErrorCode.GENERIC, "it broke")).text == (
+        "it broke"
+    )
     assert presenter.could_not_call("nobody", error).error
     assert presenter.remote_audio("bob", arriving=False).error
     assert not presenter.remote_audio("bob", arriving=True).error
+
+
+def test_an_anonymous_caller_is_marked_unverified() -> None:
+    guest = call(direction="incoming", anonymous=True, remote_participant="alice")
+    assert presenter.caller_name(guest) == "guest 'alice' (anonymous)"
+    assert presenter.caller_name(call()) == "bob"
 
 
 def test_the_test_pattern_is_said_plainly() -> None:
@@ -104,24 +158,51 @@ def test_device_changes_count_the_calls_moved() -> None:
     assert presenter.device_changed(none).text == "Microphone: now tone 440 Hz"
 
 
-def test_connection_lines_and_the_banner_note() -> None:
-    assert presenter.connection_lost("", 2.4).text == (
-        "Lost the server connection (no reason given); retry in 2 s."
+def test_no_sound_card_is_said_honestly() -> None:
+    text = presenter.honest_devices("default", "default", "no devices", "default", "default")
+    assert text == "no microphone: sending silence · no speaker: not playing"
+    assert presenter.honest_devices("tone 440 Hz", "null", "", "tone", "null") == (
+        "mic tone 440 Hz · spk null"
     )
-    assert presenter.retry_text(None) == "retrying"
+    # No sound card, but nothing here needs one: said as it is.
+    assert presenter.honest_devices("tone 440 Hz", "default", "none", "tone", "default") == (
+        "mic tone 440 Hz · no speaker: not playing"
+    )
+
+
+def test_connection_lines_and_the_banner_note() -> None:
+    lost = presenter.connection_lost("ClientConnectorError: refused")
+    assert lost.text == "Lost the connection to the server; reconnecting."
+    assert "refused" in lost.detail and "refused" not in lost.text
     assert presenter.keeps_media(0) == ""
     assert presenter.keeps_media(2) == " · 2 calls keep media"
     assert presenter.offline("") == Line("Offline: disconnected", error=True)
 
 
-def test_stats_line_and_the_bitrate_between_changes() -> None:
-    stats = {"audio": {"codec": "audio/opus", "packets_lost": 0, "jitter": 0.002}}
-    assert presenter.call_numbers("bob", stats, 48.0) == "bob: opus 48 kb/s loss 0 jitter 2 ms"
+def test_meters_are_decibel_bars() -> None:
+    assert presenter.meter(0.0) == "▯" * 8
+    assert presenter.meter(1.0) == "▮" * 8
+    assert presenter.meter(0.0625) == "▮▮▮▮▯▯▯▯"  # -24 dB: half way
+
+
+def test_stats_line_both_ways_and_the_bitrate_between_changes() -> None:
+    stats = {
+        "audio": {
+            "codec": "audio/opus",
+            "packets_lost": 2,
+            "remote_packets_lost": 1,
+            "jitter": 0.002,
+        }
+    }
+    assert presenter.describe_stats(stats, (32.0, 48.0)) == (
+        "opus ↑32 ↓48 kb/s lost ↑1 ↓2 jitter 2 ms"
+    )
     meter = Bitrate()
-    first = {"audio": {"bytes_received": 1000}}
-    assert meter.update("c1", first, now=10.0) is None  # one count is no rate yet
-    assert meter.update("c1", {"audio": {"bytes_received": 7000}}, now=11.0) == 48.0
-    # The same count again (no new report): the last rate stays.
-    assert meter.update("c1", {"audio": {"bytes_received": 7000}}, now=11.5) == 48.0
+    first = {"audio": {"bytes_received": 1000, "bytes_sent": 0}}
+    assert meter.update("c1", first, now=10.0) == (None, None)  # one count is no rate yet
+    later = {"audio": {"bytes_received": 7000, "bytes_sent": 4000}}
+    assert meter.update("c1", later, now=11.0) == (32.0, 48.0)
+    # The same counts again (no new report): the last rates stay.
+    assert meter.update("c1", later, now=11.5) == (32.0, 48.0)
     meter.forget("c1")
-    assert meter.update("c1", first, now=12.0) is None
+    assert meter.update("c1", first, now=12.0) == (None, None)

@@ -1,8 +1,10 @@
 """Snapshots of the whole screen in each pane state, at 80x24 and 120x40.
 
 States: idle (logged in, no call), ringing (bob rings, carol queued behind him), two calls with
-one on hold (bob answered, then carol answered, which holds bob) and reconnecting (a call with
-bob, then the server drops our websocket: the banner is up). Each runs against the real
+one on hold (bob answered, then carol answered, which holds bob), reconnecting (a call with
+bob, then the server drops our websocket: the banner is up), muted (a call muted by `m`),
+recent (an ended call kept in Recent calls, opened) and login (a refused password: the log-in
+screen, a password typed). Each runs against the real
 in-process server and real engines, driven by keys, like the other TUI tests.
 
 A snapshot is the screen as plain text (one line per row, trailing blanks cut), then a map of
@@ -34,6 +36,7 @@ from rich.style import Style
 
 import softphone.engine.devices
 import softphone.tui.presenter
+import softphone.tui.widgets.log
 from softphone.client import Backoff
 from softphone.server.passwords import token_hash
 from softphone.server.runner import RunningServer
@@ -54,24 +57,45 @@ NORMALISE = [
     re.compile(r"(?<=127\.0\.0\.1:)\d+"),  # the server's random port
     re.compile(r"(?<![\d:])\d{1,3}:\d\d(?![\d:])"),  # call durations (Time)
     re.compile(r"(?<=retry in )\d+(?= s)"),  # reconnect countdown
+    re.compile(r"(?<=reconnecting in )\d+(?= s)"),
 ]
 
 # The stats on the status line, pinned: the numbers, and the bitrate always shown (the app
 # measures it between the far end's reports, which come about once a second, or later).
 # Which other fields are there still comes from the engine.
-PINNED_AUDIO: dict[str, Any] = {"packets_lost": 0, "jitter": 0.002, "round_trip_time": 0.001}
-PINNED_KBPS = 48.0
+PINNED_AUDIO: dict[str, Any] = {
+    "packets_lost": 0,
+    "remote_packets_lost": 0,
+    "jitter": 0.002,
+    "round_trip_time": 0.001,
+}
+PINNED_KBPS = (48.0, 48.0)
 
 
-def pinned_stats(stats: dict[str, Any], kbps: float | None) -> str:
+def pinned_stats(stats: dict[str, Any], kbps: tuple[float | None, float | None]) -> str:
     audio = dict(stats.get("audio") or {})
     audio.update({k: v for k, v in PINNED_AUDIO.items() if k in audio})
     return describe_stats({**stats, "audio": audio}, PINNED_KBPS)
 
 
+def pinned_meter(level: float, width: int = 8) -> str:
+    return ("▮" if level > 0 else "▯") * width
+
+
+class PinnedClock:
+    @staticmethod
+    def strftime(fmt: str) -> str:
+        return CLOCK
+
+
 @pytest.fixture(autouse=True)
 def steady_screen(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(softphone.tui.presenter, "describe_stats", pinned_stats)
+    # Meters: full for any sound, empty for none (a muted microphone stays empty).
+    monkeypatch.setattr(softphone.tui.presenter, "meter", pinned_meter)
+    # Every log line at the pinned time, from the first ("Starting…", before the test can
+    # set the log's clock; a modal screen can hide part of its stamp from the normalising).
+    monkeypatch.setattr(softphone.tui.widgets.log, "time", PinnedClock())
     # As on a machine whose sound server is up (the engines here use tone/null anyway).
     monkeypatch.setattr(softphone.engine.devices, "list_audio_devices", lambda: [])
     monkeypatch.setattr(softphone.engine.devices, "last_device_problem", lambda: "")
@@ -117,7 +141,9 @@ async def settled(pilot: Any, app: SoftphoneApp, timeout: float = 10) -> str:
             raise AssertionError(f"the screen did not settle:\n{last}")
         await pilot.pause(0.1)
         now = screen_text(app)
-        same = same + 1 if now == last else 0
+        # The footer is recomposed when the keys change: blank for a moment, not settled.
+        footer = now.split("\n-- cells")[0].rstrip("\n").rsplit("\n", 1)[-1]
+        same = same + 1 if now == last and "palette" in footer else 0
         last = now
     return last
 
@@ -174,13 +200,27 @@ async def stats_shown(pilot: Any, app: SoftphoneApp, steady: float = 1.2) -> Non
 
 
 async def rings(pilot: Any, app: SoftphoneApp, party: Far, name: str) -> None:
-    """`party` calls us; wait for both of its log lines, so that a key pressed next cannot
-    come between them."""
+    """`party` calls us; wait until it rings here, so that a key pressed next cannot come
+    between its events."""
     await party.call(party.thread.make, "alice")
     await until(
         pilot,
-        lambda: logged(app, f"Call with {name}: state changed from Initiating to Ringing"),
+        lambda: (
+            logged(app, f"{name} is calling")
+            and any(
+                v.call.remote_participant == name and v.call.state.value == "Ringing"
+                for v in app.views.values()
+            )
+        ),
         what=f"{name} rings",
+    )
+
+
+def hears(app: SoftphoneApp, name: str, audio: bool = True) -> bool:
+    """Whether the call with `name` has (or, `audio` False, no longer has) their audio."""
+    return any(
+        v.call.remote_participant == name and bool(v.call.remote_tracks) == audio
+        for v in app.views.values()
     )
 
 
@@ -209,18 +249,16 @@ async def one_on_hold(
     await carol.start(server, "carol")
     await rings(pilot, app, bob, "bob")
     await pilot.press("a")
-    await until(pilot, lambda: logged(app, "Call with bob: receiving audio"), what="bob up")
+    await until(pilot, lambda: hears(app, "bob"), what="bob up")
     await rings(pilot, app, carol, "carol")
     await pilot.press("a")  # answering carol holds bob first
     await until(
         pilot,
-        lambda: row_states(app) == {"bob": "On Hold", "carol": "Connected"},
+        lambda: row_states(app) == {"bob": "on hold", "carol": "in call"},
         what="bob held, carol connected",
     )
-    await until(pilot, lambda: logged(app, "Call with carol: receiving audio"), what="carol up")
-    await until(
-        pilot, lambda: logged(app, "Call with bob: no longer receiving audio"), what="bob quiet"
-    )
+    await until(pilot, lambda: hears(app, "carol"), what="carol up")
+    await until(pilot, lambda: hears(app, "bob", audio=False), what="bob quiet")
     await stats_shown(pilot, app)
 
 
@@ -231,7 +269,7 @@ async def reconnecting(
     await bob.start(server, "bob")
     await rings(pilot, app, bob, "bob")
     await pilot.press("a")
-    await until(pilot, lambda: logged(app, "Call with bob: receiving audio"), what="bob up")
+    await until(pilot, lambda: hears(app, "bob"), what="bob up")
     await stats_shown(pilot, app)
     engine = app.engine
     assert engine is not None and engine.engine.client is not None
@@ -241,8 +279,50 @@ async def reconnecting(
     assert sub is not None and sub.connection is not None
     sub.connection.close_after_flush(1001)
     await until(pilot, lambda: app.banner.has_class("-reconnecting"), what="the banner")
-    await until(pilot, lambda: logged(app, "Lost the server connection"), what="the log line")
+    await until(
+        pilot, lambda: logged(app, "Lost the connection to the server"), what="the log line"
+    )
     await stats_shown(pilot, app)
+
+
+async def muted(
+    pilot: Any, app: SoftphoneApp, server: RunningServer, far: Callable[[], Far]
+) -> None:
+    """A call with bob, muted by `m`: the row and the status line say so."""
+    bob = far()
+    await bob.start(server, "bob")
+    await rings(pilot, app, bob, "bob")
+    await pilot.press("a")
+    await until(pilot, lambda: hears(app, "bob"), what="bob up")
+    await pilot.press("m")
+    await until(pilot, lambda: "MUTED" in app.status.plain, what="muted")
+    await stats_shown(pilot, app)
+
+
+async def recent(
+    pilot: Any, app: SoftphoneApp, server: RunningServer, far: Callable[[], Far]
+) -> None:
+    """bob called and hung up: the call is kept in Recent calls, opened here."""
+    bob = far()
+    await bob.start(server, "bob")
+    await rings(pilot, app, bob, "bob")
+    call_id = next(v.call.id for v in app.views.values())
+    bob_call = next(iter(c.id for c in await bob.call(bob.thread.get_all)))
+    await pilot.press("a")
+    await until(pilot, lambda: hears(app, "bob"), what="bob up")
+    await bob.call(bob.thread.end, bob_call)
+    await until(pilot, lambda: call_id not in app.views, what="moved to Recent calls")
+    app.recent.collapsed = False  # its start time is normalised like a duration
+
+
+async def login(
+    pilot: Any, app: SoftphoneApp, server: RunningServer, far: Callable[[], Far]
+) -> None:
+    """A refused password: the log-in screen asks for another (typed, never shown)."""
+    from softphone.tui.screens import LoginScreen
+
+    await until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the log-in screen")
+    await pilot.press(*"secret")
 
 
 STATES: dict[str, Scenario] = {
@@ -250,6 +330,9 @@ STATES: dict[str, Scenario] = {
     "ringing": ringing,
     "one-on-hold": one_on_hold,
     "reconnecting": reconnecting,
+    "muted": muted,
+    "recent": recent,
+    "login": login,
 }
 
 
@@ -271,11 +354,14 @@ async def test_snapshot(
     app = app_for(server, "alice")
     if state == "reconnecting":  # the retry far enough away that the banner stays up
         app.options.client_options = {"backoff": Backoff(base=30, cap=30, jitter=0.0)}
+    if state == "login":
+        app.options.password = "not the password"
     async with app.run_test(size=size) as pilot:
         app.log_pane.clock = lambda: CLOCK
-        await until(pilot, lambda: app.engine is not None, what="login")
-        await until(pilot, lambda: logged(app, "Logged in as alice"), what="the login line")
-        await until(pilot, lambda: app.status.devices != "", what="the devices in use")
+        if state != "login":
+            await until(pilot, lambda: app.engine is not None, what="login")
+            await until(pilot, lambda: logged(app, "Logged in as alice"), what="the login line")
+            await until(pilot, lambda: app.status.devices != "", what="the devices in use")
         await STATES[state](pilot, app, server, party)
         screen = await settled(pilot, app)
         # Far parties closed while we are still up hang up at once (after we left, ~6 s each).

@@ -4,8 +4,11 @@ One test drives `.venv/bin/softphone --audio-in tone --audio-out null` (the cons
 the package in-process) inside a private tmux server, with HOME and XDG_* in a temporary
 directory so the config, the embedded server's database and the log file are fresh. It reads
 the screen with `tmux capture-pane -p` (polling), types `echo` Enter in the dial box, waits for
-the call to be Connected with audio coming back (the status line's `loss N`, shown once RTP
-has been received), presses `e`, sees the call end, presses ctrl+q and checks the process exited 0.
+the call to be in call with audio coming back (the status line's `lost ↑N ↓N`, shown once RTP
+has been received), presses `e`, sees the call end. Then a second user rings the first: `softphone
+user add bob` on the embedded server's database, and bob (tests/tui/_second_party.py, another
+process, in the softphone's network namespace) calls `me`; the screen shows him ringing, `a`
+answers, `e` hangs up, and bob saw ringing, connected, ended. Last, ctrl+q and exit status 0.
 
 Stray output (`STRAY`: tracebacks, warnings, logging records, ALSA/PortAudio/JACK/PulseAudio,
 FFmpeg, Qt, OpenCV, GLib lines) must appear nowhere: not on any screen captured, not on the
@@ -87,11 +90,15 @@ EXIT_TIMEOUT = 8.0
 POLL = 0.1
 
 LOGGED_IN = re.compile(r"Logged in as me\b")
-CONNECTED = re.compile(r"│ echo +out +Connected\b")
-# The status line's `loss N` comes from aiortc's inbound-rtp stats, which exist only once RTP
-# has been received from the far end.
-MEDIA = re.compile(r"\becho: \S+ .*\bloss \d+")
-ENDED = re.compile(r"│ echo +out +Ended\b")
+CONNECTED = re.compile(r"│ echo +out +in call\b")
+# The status line's `lost ↑N ↓N` comes from aiortc's inbound-rtp stats, which exist only once
+# RTP has been received from the far end.
+MEDIA = re.compile(r"^ *echo\b.*\blost ↑\S+ ↓\d+", re.MULTILINE)
+ENDED = re.compile(r"│ echo +out +you hung up\b")
+URL = re.compile(r"Embedded server on (http://127\.0\.0\.1:\d+)")
+BOB_RINGS = re.compile(r"RINGING: bob is calling")
+BOB_CONNECTED = re.compile(r"│ bob +in +in call\b")
+BOB_ENDED = re.compile(r"│ bob +in +you hung up\b")
 QUIT_QUESTION = re.compile(r"still live\. End and quit\?")
 
 
@@ -319,6 +326,39 @@ def diagnostics(term: Terminal, root: Path) -> str:
     return f"last screen:\n{last}\nlog tail ({logs[0] if logs else 'no log file'}):\n{tail}"
 
 
+def second_user_calls(
+    terminal: Terminal, root: Path, env: dict[str, str], namespace: Path
+) -> subprocess.Popen[str]:
+    """Add bob to the embedded server's database (`softphone user add`, as a person would)
+    and start him calling `me` from another process, in the softphone's network namespace when
+    it has one."""
+    found = URL.search(terminal.raw_text())
+    assert found, "the embedded server's address was never shown"
+    data = Path(env["XDG_DATA_HOME"]) / "softphone" / "embedded"
+    secret = {"SOFTPHONE_PASSWORD": "bob's password 123"}
+    added = subprocess.run(
+        [str(SOFTPHONE), "user", "--data-dir", str(data), "add", "bob"],
+        env={**os.environ, **env, **secret},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    command = [sys.executable, "-m", "tests.tui._second_party", found[1], "bob", "me"]
+    if namespace.exists():
+        pid = namespace.read_text().strip()
+        command = ["nsenter", f"--net=/proc/{pid}/ns/net", *command]
+    return subprocess.Popen(
+        command,
+        env={**os.environ, **secret},
+        cwd=Path(__file__).parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
 def test_echo_call_in_a_real_terminal(terminal: Terminal, tmp_path: Path) -> None:
     if not SOFTPHONE.exists():
         pytest.fail(f"{SOFTPHONE} is missing: install the package (pip install -e .)")
@@ -327,10 +367,13 @@ def test_echo_call_in_a_real_terminal(terminal: Terminal, tmp_path: Path) -> Non
     # Whatever the outer environment says, the run is the embedded default.
     unset = ("SOFTPHONE_CONFIG", "SOFTPHONE_PASSWORD", "PYTHONWARNINGS")
     full = ["env", *(f"-u{name}" for name in unset), *command]
+    namespace = tmp_path / "netns-pid"
     if os.geteuid() == 0:
         # As root (CI), run it where only loopback exists: nothing can leave the machine, and
         # the call to echo must work on a box with no other interface (127.0.0.1 candidate).
-        full = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *full]
+        # The pid file lets the second user join that namespace.
+        up = f'ip link set lo up && echo $$ > {shlex.quote(str(namespace))} && exec "$@"'
+        full = ["unshare", "-n", "sh", "-c", up, "sh", *full]
     terminal.start(full, env)
     try:
         assert terminal.pane("#{pane_width}x#{pane_height}") == f"{COLUMNS}x{ROWS}"
@@ -343,6 +386,19 @@ def test_echo_call_in_a_real_terminal(terminal: Terminal, tmp_path: Path) -> Non
         )
         terminal.send("e")
         terminal.wait("the ended call", lambda s: bool(ENDED.search(s)), END_TIMEOUT)
+        bob = second_user_calls(terminal, tmp_path, env, namespace)
+        try:
+            terminal.wait("bob ringing", lambda s: bool(BOB_RINGS.search(s)), CALL_TIMEOUT)
+            terminal.send("a")  # the Answer button has the focus, and a is its key
+            terminal.wait("bob connected", lambda s: bool(BOB_CONNECTED.search(s)), CALL_TIMEOUT)
+            terminal.send("e")
+            terminal.wait("bob's call ended", lambda s: bool(BOB_ENDED.search(s)), END_TIMEOUT)
+            said, _ = bob.communicate(timeout=EXIT_TIMEOUT)
+        finally:
+            if bob.poll() is None:
+                bob.kill()
+                bob.wait()
+        assert said.split() == ["ringing", "connected", "ended"], said
         terminal.send("C-q")
         deadline = time.monotonic() + EXIT_TIMEOUT
         while not terminal.dead:
@@ -357,7 +413,7 @@ def test_echo_call_in_a_real_terminal(terminal: Terminal, tmp_path: Path) -> Non
         raise AssertionError(f"{exc}\n{diagnostics(terminal, tmp_path)}") from None
     assert status == 0, f"exit status {status}\n{diagnostics(terminal, tmp_path)}"
     raw = terminal.raw_text()
-    assert "Call with echo: state changed" in raw  # the recording holds the UI's text
+    assert "Connected to echo." in raw  # the recording holds the UI's text
     stray = sorted({line for text in [*terminal.screens, raw] for line in stray_lines(text)})
     assert stray == [], "stray output on the terminal:\n" + "\n".join(stray)
     # The alternate screen is gone: what is left is the (empty) normal screen.

@@ -1,5 +1,5 @@
-"""The calls pane: one row per call (party, direction, state, duration, flags); what a row
-says comes from `CallView.row` (tui/presenter.py)."""
+"""The calls pane: one row per call (who, direction, state, duration, what is on); what a row
+says comes from `CallView.row` (tui/presenter.py). Ended calls move to the Recent section."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from textual.widgets import DataTable
 if TYPE_CHECKING:
     from softphone.tui.presenter import CallView
 
+# Fits 78 cells (80 columns less the border) with a cell's padding: names are cut with an
+# ellipsis by the presenter, states are short words ("in call", "you hung up").
 COLUMNS = (
-    ("party", "Party", 16),
+    ("party", "With", 16),
     ("dir", "Dir", 3),
-    ("state", "State", 14),
-    ("time", "Time", 7),
-    ("flags", "Flags", 18),
+    ("state", "State", 22),
+    ("time", "Time", 5),
+    ("flags", "On", 20),
 )
 
 

@@ -1,4 +1,5 @@
-"""The dial pane: who to call, with or without video, and the Call button."""
+"""The dial pane: who to call, with or without video, and the Call button. While the box has
+the focus letters are text, so the footer says how to get out of it (Escape)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,42 @@ from dataclasses import dataclass
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Button, Checkbox, Input
+from textual.widgets import Button, Input
+
+
+class DialBox(Input):
+    """The text box: Escape leaves it for the calls, where the call keys work."""
+
+    BINDINGS = [Binding("escape", "app.focus_calls", "Leave the box")]
+
+
+class VideoToggle(Button):
+    """Says what it is set to in words ("video: off"), not only in colour."""
+
+    def __init__(self, value: bool) -> None:
+        super().__init__("", id="with-video", compact=True)
+        self.value = value
+        self._show()
+
+    def toggle(self) -> None:
+        self.value = not self.value
+        self._show()
+
+    def _show(self) -> None:
+        self.label = "video: on" if self.value else "video: off"
+        self.variant = "primary" if self.value else "default"
 
 
 class DialPane(Horizontal):
     DEFAULT_CSS = """
     DialPane { height: 1; margin: 0 0 1 0; }
     DialPane Input { width: 1fr; }
-    DialPane Checkbox { width: auto; border: none; padding: 0 1; height: 1; }
-    DialPane Button { width: auto; min-width: 8; }
+    DialPane Button { width: auto; min-width: 8; margin-left: 1; }
     """
+    BINDINGS = [Binding("escape", "app.focus_calls", "Leave the box")]
 
     @dataclass
     class DialRequested(Message):
@@ -29,9 +54,16 @@ class DialPane(Horizontal):
         self._video = video
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="who to call (e.g. echo), Enter to dial", id="target", compact=True)
-        yield Checkbox("video", self._video, id="with-video", compact=True)
+        yield DialBox(
+            placeholder="who to call (d; e.g. echo), Enter dials", id="target", compact=True
+        )
+        yield VideoToggle(self._video)
         yield Button("Call", id="call", variant="success", compact=True)
+
+    @on(Button.Pressed, "#with-video")
+    def _toggle(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.query_one(VideoToggle).toggle()
 
     @on(Input.Submitted, "#target")
     @on(Button.Pressed, "#call")
@@ -39,11 +71,11 @@ class DialPane(Horizontal):
         event.stop()
         target = self.query_one("#target", Input).value.strip()
         if target:
-            video = self.query_one("#with-video", Checkbox).value
+            video = self.query_one(VideoToggle).value
             self.post_message(self.DialRequested(target, video))
 
     def clear(self) -> None:
         self.query_one("#target", Input).value = ""
 
 
-__all__ = ["DialPane"]
+__all__ = ["DialBox", "DialPane", "VideoToggle"]

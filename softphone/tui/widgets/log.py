@@ -34,6 +34,10 @@ class MessageLog(RichLog):
         if self.auto_scroll:
             self.scroll_end(animate=False, immediate=True)
 
+    def detail(self, text: str) -> None:
+        """The technical reason behind a line: the log file only, never the screen."""
+        _log.info("detail: %s", text)
+
     def say(self, text: str, error: bool = False) -> None:
         stamp = self.clock()
         self.lines_text.append(text)

@@ -1,0 +1,109 @@
+"""PulseAudio (and PipeWire's pulse server): sinks and sources by their description, and our
+streams routed to the chosen one.
+
+Listing uses pulsectl (ctypes over libpulse, the client library every desktop has; kept since
+2014): PortAudio alone sees only its ALSA plugin's "pulse" and "default" devices, not the
+speakers and microphones behind them. Routing needs no PulseAudio call of ours: a stream still
+opens PortAudio's "pulse" device, and libpulse sends it to the sink or source named in
+$PULSE_SINK / $PULSE_SOURCE, which it reads when the stream opens (so a new choice applies to
+the next stream opened, which is what switching a device does). A spec names one as
+"pulse:DESCRIPTION" (or "pulse:NAME"), e.g. "pulse:Built-in Audio Analog Stereo".
+
+Nothing here raises for a missing library or server: listing comes back empty with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["input", "output"]
+PREFIX = "pulse:"
+PORTAUDIO_DEVICE = "pulse"  # the ALSA plugin's device, as PortAudio lists it
+_ENV = {"input": "PULSE_SOURCE", "output": "PULSE_SINK"}
+_CONNECT_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class PulseDevice:
+    name: str  # the server's name: "alsa_output.pci-0000_00_1f.3.analog-stereo", "vfar"
+    description: str  # what people read: "Built-in Audio Analog Stereo", "VFar"
+    kind: Kind
+    default: bool
+
+    @property
+    def spec(self) -> str:
+        return f"{PREFIX}{self.description}"
+
+
+def list_pulse_devices() -> tuple[list[PulseDevice], str]:
+    """The server's sinks (outputs) and sources (inputs, monitors left out), and "" or why
+    there are none."""
+    try:
+        import pulsectl  # type: ignore[import-untyped]
+    except ImportError:
+        return [], "pulsectl is not installed"
+    except OSError as exc:  # it loads libpulse at import: no library, no sound server
+        return [], f"no libpulse ({exc})"
+    try:
+        with pulsectl.Pulse("softphone-devices", connect=False) as pulse:
+            pulse.connect(autospawn=False, timeout=_CONNECT_TIMEOUT)
+            info = pulse.server_info()
+            sinks, sources = pulse.sink_list(), pulse.source_list()
+    except Exception as exc:  # PulseError and friends: no server is not an error here
+        return [], f"no PulseAudio or PipeWire server ({exc})"
+    devices = [
+        PulseDevice(s.name, s.description, "output", s.name == info.default_sink_name)
+        for s in sinks
+    ]
+    devices += [
+        PulseDevice(s.name, s.description, "input", s.name == info.default_source_name)
+        for s in sources
+        if not s.name.endswith(".monitor")
+    ]
+    return devices, ""
+
+
+def is_pulse(spec: str) -> bool:
+    return spec.strip().startswith(PREFIX)
+
+
+def resolve(spec: str, kind: Kind) -> PulseDevice:
+    """The device a "pulse:..." spec names (its description, or the server's name), or
+    ValueError listing the ones there are."""
+    wanted = spec.strip().removeprefix(PREFIX)
+    devices, problem = list_pulse_devices()
+    mine = [d for d in devices if d.kind == kind]
+    # The description as written, the server's name, then the description in any case.
+    for found in (
+        [d for d in mine if d.description == wanted],
+        [d for d in mine if d.name == wanted],
+        [d for d in mine if d.description.casefold() == wanted.casefold()],
+    ):
+        if found:
+            return found[0]
+    what = "source (microphone)" if kind == "input" else "sink (speaker)"
+    if problem:
+        raise ValueError(f"no PulseAudio {what} {wanted!r}: {problem}")
+    there = ", ".join(repr(d.description) for d in mine) or "none"
+    raise ValueError(f"no PulseAudio {what} {wanted!r}; there are: {there}")
+
+
+def route(spec: str, kind: Kind) -> str:
+    """Send the next `kind` stream to the device `spec` names; returns the PortAudio device
+    to open for it."""
+    device = resolve(spec, kind)
+    os.environ[_ENV[kind]] = device.name
+    return PORTAUDIO_DEVICE
+
+
+__all__ = [
+    "PORTAUDIO_DEVICE",
+    "PREFIX",
+    "PulseDevice",
+    "is_pulse",
+    "list_pulse_devices",
+    "resolve",
+    "route",
+]
