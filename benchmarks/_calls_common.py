@@ -318,8 +318,9 @@ class BurstKit:
 
 
 @contextlib.asynccontextmanager
-async def inprocess_server() -> Any:
-    """The real server app (`softphone serve`'s `start_server`) on this loop, 127.0.0.1:0."""
+async def inprocess_server(extra: str = "") -> Any:
+    """The real server app (`softphone serve`'s `start_server`) on this loop, 127.0.0.1:0;
+    `extra`: more configuration (e.g. a [turn] section)."""
     from softphone.config import parse_config
     from softphone.server.passwords import hash_password
     from softphone.server.runner import start_server
@@ -334,7 +335,7 @@ resume_window = 2
 [rate_limits]
 login_per_minute = 10000
 anonymous_per_minute = 10000
-""")
+{extra}""")
         server = await start_server(config, host="127.0.0.1", port=0)
         store = server.app[SERVICES].store
         hashed = hash_password(PASSWORD)

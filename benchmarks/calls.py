@@ -3,7 +3,7 @@ browser interop setup, each beside a bare-aiortc (or engine) reference measured 
 
 Run from the repository root::
 
-    python -m benchmarks.calls [--quick] [--skip-browser]
+    python -m benchmarks.calls [--quick] [--skip-browser] [--skip-interop | --only-interop]
 
 One JSON object goes to stdout; progress goes to stderr. Everything stays on 127.0.0.1 (aioice's
 host candidates are forced to 127.0.0.1); Chromium only runs inside a private network namespace
@@ -25,6 +25,12 @@ with `softphone.server.runner.start_server`, i.e. what `softphone serve` runs; b
    forced onto the sending engine's own loop.
 5. browser (`benchmarks._calls_browser`, skipped by --skip-browser): make → Connected median
    of N for browser↔browser, browser→engine, engine→browser, engine↔engine, one server.
+6. interop (`benchmarks._calls_interop`, skipped by --skip-interop; issue 11), in a private
+   network namespace with a default route on `lo`: per peer (engine, Firefox ESR, Chromium,
+   GStreamer webrtcbin, engine↔engine relay-only through coturn) setup make → audio both ways
+   (pages with trickle ICE on and off, and make → Connected), media death (peer killed, DTLS
+   failure, path dropped) → the user told and → the call ended, restart_media time and the
+   audio gap around it.
 """
 
 from __future__ import annotations
@@ -539,6 +545,31 @@ async def phase_browser(calls: int, timeout: float) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- main
 
 
+async def phase_interop(calls: int, timeout: float) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "benchmarks._calls_interop", "--calls", str(calls)]
+    env = dict(os.environ)
+    if os.geteuid() == 0:
+        setup = 'ip link set lo up && ip route add default dev lo src 127.0.0.1 && exec "$@"'
+        cmd = ["unshare", "-n", "sh", "-c", setup, "sh", *cmd]
+        env["SOFTPHONE_CALLS_NETNS"] = "1"
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return {"error": f"interop phase timed out after {timeout} s"}
+    for line in err.decode(errors="replace").splitlines():
+        if line.startswith("[calls"):
+            print(line, file=sys.stderr, flush=True)
+    if proc.returncode != 0 or not out.strip():
+        return {"error": f"exit {proc.returncode}", "stderr_tail": err.decode()[-2000:]}
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
     n_setup = 8 if quick else 20
@@ -560,6 +591,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "busiest_other_processes_at_start": top_other_processes(),
         "reference_probe": REFERENCE,
     }
+    if args.only_interop:
+        log("phase 6 only: interop and media robustness per peer")
+        report["interop"] = await phase_interop(2 if quick else 6, 600 if quick else 1500)
+        report["total_s"] = round(time.monotonic() - t_start, 1)
+        return report
     force_loopback()
     Wire.install()
     async with inprocess_server() as server:
@@ -576,6 +612,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         log("phase 5: browser interop setup (Chromium in a private network namespace)")
         report["browser"] = await phase_browser(5 if quick else 10, 120)
+    if args.skip_interop:
+        report["interop"] = {"skipped": "--skip-interop"}
+    else:
+        log("phase 6: interop and media robustness per peer (Firefox, Chromium, webrtcbin, coturn)")
+        report["interop"] = await phase_interop(2 if quick else 6, 600 if quick else 1500)
     report["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["busiest_other_processes_at_end"] = top_other_processes()
     report["total_s"] = round(time.monotonic() - t_start, 1)
@@ -586,6 +627,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true", help="fewer calls, shorter windows")
     ap.add_argument("--skip-browser", action="store_true", help="omit phase 5 (Chromium)")
+    ap.add_argument(
+        "--skip-interop", action="store_true", help="omit phase 6 (Firefox, webrtcbin, coturn)"
+    )
+    ap.add_argument(
+        "--only-interop", action="store_true", help="run phase 6 only (interop figures)"
+    )
     args = ap.parse_args()
     report = asyncio.run(run(args))
     print(json.dumps(report, indent=1), flush=True)

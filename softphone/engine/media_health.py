@@ -70,6 +70,7 @@ class MediaHealth:
     _expecting: bool = False
     _bad_since: float | None = None
     _last_arrival: float = 0.0  # when any track's count last grew
+    _bad_reason: str | None = None
 
     # -- what the session observed -----------------------------------------------------------
 
@@ -163,14 +164,17 @@ class MediaHealth:
             # Up again (a restart's grace period), but nothing has arrived since the media
             # went bad: still stalled, and the dead time keeps counting.
             state = "stalled"
-            reason = self.reason if self.state in BAD and self.reason else "no media yet"
+            reason = self._bad_reason or "no media has arrived since the restart"
         if state == "connected":
             self.ever_up = True
             self._bad_since = None
+            self._bad_reason = None
         elif self.ever_up and self._bad_since is None and state != "closed":
             # Dead since the last packet when the media stalled (not since we noticed).
             stalled = state == "stalled" and self._expecting and self._flows
             self._bad_since = min(f.progress for f in self._flows.values()) if stalled else now
+        if state in BAD and reason:
+            self._bad_reason = reason  # what a later "still nothing" repeats
         previous = self.state
         changed = state != previous or (state in BAD and reason != self.reason)
         self.state, self.reason = state, reason

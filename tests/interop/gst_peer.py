@@ -58,6 +58,9 @@ class GstPeer:
         self.webrtc.connect("pad-added", self._pad_added)
         self.samples = array("h")
         self.lock = threading.Lock()
+        # time.monotonic() (CLOCK_MONOTONIC: the same clock in every process) of the first
+        # loud block decoded since the last `first_audio` reset, for the benchmarks
+        self.first_loud: float | None = None
         self.pipeline.set_state(Gst.State.PLAYING)
 
     def _send_tone(self, payload_type: int) -> None:
@@ -102,6 +105,8 @@ class GstPeer:
             block = array("h")
             block.frombytes(bytes(info.data))
             buffer.unmap(info)
+            if self.first_loud is None and block and max(abs(min(block)), max(block)) > 2000:
+                self.first_loud = time.monotonic()
             with self.lock:
                 self.samples.extend(block)
                 excess = len(self.samples) - KEEP_SECONDS * RATE
@@ -166,6 +171,15 @@ class GstPeer:
         self._promise("set-local-description", answer)
         return self._gathered()
 
+    def reanswer(self, sdp: str) -> str:
+        """Answer a re-offer (hold, media restart) on the same webrtcbin."""
+        offer = self._description(GstWebRTC.WebRTCSDPType.OFFER, sdp)
+        self._promise("set-remote-description", offer)
+        reply = self._promise("create-answer", None)
+        answer = reply.get_value("answer")
+        self._promise("set-local-description", answer)
+        return self._gathered()
+
     def state(self) -> dict[str, Any]:
         return {
             "ice": self.webrtc.get_property("ice-connection-state").value_nick,
@@ -192,10 +206,16 @@ def main() -> None:
                 reply({"ok": True})
             elif op == "answer":
                 reply({"ok": True, "sdp": peer.answer(request["sdp"])})
+            elif op == "reanswer":
+                reply({"ok": True, "sdp": peer.reanswer(request["sdp"])})
             elif op == "heard":
                 reply({"ok": True, **peer.heard(float(request.get("seconds", 0.6)))})
             elif op == "state":
                 reply({"ok": True, **peer.state()})
+            elif op == "first_audio":
+                reply({"ok": True, "at": peer.first_loud})
+                if request.get("reset"):
+                    peer.first_loud = None
             elif op == "quit":
                 peer.pipeline.set_state(Gst.State.NULL)
                 loop.quit()

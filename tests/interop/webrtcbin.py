@@ -63,8 +63,18 @@ class Webrtcbin:
     async def answer(self, offer: str) -> str:
         return str((await self._call(op="answer", sdp=offer))["sdp"])
 
+    async def reanswer(self, offer: str) -> str:
+        """The answer to a re-offer on the same webrtcbin (hold, media restart)."""
+        return str((await self._call(op="reanswer", sdp=offer))["sdp"])
+
     async def heard(self, seconds: float = 0.6) -> dict[str, Any]:
         return await self._call(op="heard", seconds=seconds)
+
+    async def first_audio(self, reset: bool = False) -> float | None:
+        """time.monotonic() of the first loud block webrtcbin decoded (None: none yet);
+        `reset` forgets it afterwards."""
+        at = (await self._call(op="first_audio", reset=reset))["at"]
+        return None if at is None else float(at)
 
     async def state(self) -> dict[str, Any]:
         return await self._call(op="state")
