@@ -359,11 +359,17 @@ class SoftphoneApp(App[None]):
         if engine is not None:
             self.post_message(StatsUpdated(call_id, engine.get_stats(call_id)))
 
-    @work(thread=True, group="devices", exclusive=True, exit_on_error=False)
-    def _list_devices(self, pick: bool) -> None:
+    @work(
+        thread=True,
+        group="devices",
+        exclusive=True,
+        exit_on_error=False,
+        description="list devices",
+    )
+    def _list_devices(self, pick: bool, rescan: bool = False) -> None:
         engine = self.engine
         if engine is not None:
-            self.post_message(DevicesListed(engine.list_devices(), pick))
+            self.post_message(DevicesListed(engine.list_devices(rescan=rescan), pick))
 
     @on(CallsPane.RowHighlighted)
     def _highlighted(self) -> None:
@@ -535,6 +541,10 @@ class SoftphoneApp(App[None]):
     def action_devices(self) -> None:
         self._list_devices(pick=True)
 
+    def action_rescan_devices(self) -> None:
+        """A headset plugged in, a sound server started: look again (not during a call)."""
+        self._list_devices(pick=True, rescan=True)
+
     def action_focus_dial(self) -> None:
         self.query_one("#target", Input).focus()
 
@@ -602,6 +612,11 @@ class SoftphoneApp(App[None]):
                 "Devices",
                 "Pick the microphone, speaker and camera (live calls move)",
                 self.action_devices,
+            ),
+            (
+                "Devices: look again",
+                "List the sound devices anew (one plugged in since); not while a call has sound",
+                self.action_rescan_devices,
             ),
             (
                 "Do not disturb: " + ("off" if self.options.do_not_disturb else "on"),

@@ -78,7 +78,7 @@ class EngineEvents:
                 self._say(presenter.could_not_call(party, error))
                 self._start_failed.add(call_id)
                 if view is not None:
-                    view.ended = f"failed: {presenter.plain_error(error.message)}"
+                    view.ended = presenter.failed_words(error.message)
                     self._app.calls_pane.show(view)
                 self._app.dial_again(call_id)
             case CallStart():

@@ -22,6 +22,7 @@ from softphone.engine.events import CallStateChange, MediaDeviceChange
 
 PATTERN_LABEL = "test pattern"  # what the engine calls the pattern camera (DeviceList, events)
 DEVICE_NAMES = {"audio_in": "Microphone", "audio_out": "Speaker", "camera": "Camera"}
+STATE_WIDTH = 22  # the Calls pane's State column: longer states are cut here, with an ellipsis
 _FINISHED = (CallState.ENDED, CallState.CANCELLED)
 _ESTABLISHED = (CallState.CONNECTED, CallState.ON_HOLD)
 _RINGING = (CallState.INITIATING, CallState.INITIATED, CallState.RINGING)
@@ -47,7 +48,8 @@ def plain_error(message: str) -> str:
 
 
 def short_party(party: str, width: int = 16) -> str:
-    """A name cut deliberately (an ellipsis) rather than by the column: `sip:bob@localho…`."""
+    """A name (or a state) cut deliberately, with an ellipsis, rather than by the column:
+    `sip:bob@localho…`."""
     return party if len(party) <= width else party[: width - 1] + "…"
 
 
@@ -139,7 +141,7 @@ class CallView:
         return {
             "party": self.short_party(),
             "dir": "out" if self.call.direction == "outgoing" else "in",
-            "state": self.state_text(),
+            "state": short_party(self.state_text(), STATE_WIDTH),
             "time": self.duration(now),
             "flags": self.flags(),
         }
@@ -195,7 +197,7 @@ def end_words(call: Call, reason_text: str, party: str) -> str:
         case "stopped":
             return "the phone was closed"
         case "error":
-            return f"failed: {plain_error(reason_text)}"
+            return failed_words(reason_text)
         case None | "":
             return "ended"
         case other:
@@ -210,6 +212,19 @@ def recent_line(view: CallView, when: time.struct_time) -> str:
     return " · ".join(
         x for x in (time.strftime("%H:%M", when), view.party, way, length, view.state_text()) if x
     )
+
+
+def _short_reason(reason: str) -> str:
+    """The commonest failures in the fewest words (the row has 22 columns; Messages has the
+    whole reason)."""
+    if reason.startswith("no user named"):
+        return "no such user"
+    return reason
+
+
+def failed_words(message: str) -> str:
+    """A call that could not be placed, as its row says it."""
+    return f"failed: {_short_reason(plain_error(message))}"
 
 
 def stops_ringing(state: CallState) -> bool:

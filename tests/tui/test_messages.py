@@ -55,5 +55,5 @@ async def test_a_failed_call_is_one_plain_red_line_and_the_codes_go_to_the_log(
             ("Calling nobody…", False),
             ("Could not call nobody: no user named 'nobody'", True),
         ]
-        assert row_states(app)["nobody"] == "failed: no user named 'nobody'"
+        assert row_states(app)["nobody"] == "failed: no such user"
         assert "unknown_user" in caplog.text  # the code, for whoever reads the log file

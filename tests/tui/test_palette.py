@@ -108,7 +108,7 @@ async def test_palette_hold_mute_and_end_reach_the_engine_and_the_far_end(
         )
 
 
-async def test_palette_switches_echo_cancellation_and_screenshots(
+async def test_palette_echo_cancellation_device_rescan_and_screenshot(
     server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -120,6 +120,10 @@ async def test_palette_switches_echo_cancellation_and_screenshots(
         await palette(pilot, app, "Echo cancellation: off")
         await until(pilot, lambda: logged(app, "Echo cancellation off."), what="said")
         assert engine.list_devices().audio_processing.echo_cancellation == "off"
+        await palette(pilot, app, "Devices: look again")  # a rescan, then the screen
+        await until(pilot, lambda: type(app.screen).__name__ == "DevicesScreen", what="listed")
+        await pilot.press("escape")
+        await until(pilot, lambda: type(app.screen).__name__ != "DevicesScreen", what="closed")
         await palette(pilot, app, "Screenshot")
         await until(pilot, lambda: logged(app, "Screenshot saved to"), what="the screenshot")
         saved = [line for line in app.log_pane.lines_text if "Screenshot saved to" in line]

@@ -99,9 +99,13 @@ def test_end_reasons_read_as_a_person_says_them() -> None:
     assert words("rejected", "rejected", "incoming") == "you declined"
     assert words("no_answer", "cancelled: no_answer") == "no answer"
     assert words("answered_elsewhere", "cancelled: x", "incoming") == "answered on another device"
-    assert words("error", "server: unknown_user: no user named 'y'") == (
-        "failed: no user named 'y'"
+    assert words("error", "server: unknown_user: no user named 'y'") == "failed: no such user"
+    assert words("error", "media: the secure media connection (DTLS) failed") == (
+        "failed: the secure media connection (DTLS) failed"
     )
+    long = CallView(call(CallState.ENDED, end_reason="error"))
+    long.ended = words("error", "the secure media connection (DTLS) failed")
+    assert long.row()["state"] == "failed: the secure me…"  # cut by us, to the column
     missed = call(CallState.CANCELLED, end_reason="cancelled", direction="incoming")
     line = presenter.state_changed(
         "bob", change(CallState.RINGING, CallState.CANCELLED, "c"), missed
