@@ -51,6 +51,11 @@ class StoreSection(Section):
     statement_timeout: float = 5.0
 
 
+class BusSection(Section):
+    url: str = ""
+    password_file: str = ""
+
+
 class RateLimitSection(Section):
     login_per_minute: int = 10
     anonymous_per_minute: int = 30
@@ -108,6 +113,7 @@ class Config(Section):
     client: ClientSection = msgspec.field(default_factory=ClientSection)
     server: ServerSection = msgspec.field(default_factory=ServerSection)
     store: StoreSection = msgspec.field(default_factory=StoreSection)
+    bus: BusSection = msgspec.field(default_factory=BusSection)
     rate_limits: RateLimitSection = msgspec.field(default_factory=RateLimitSection)
     ice: IceSection = msgspec.field(default_factory=IceSection)
     turn: TurnSection = msgspec.field(default_factory=TurnSection)
@@ -271,6 +277,12 @@ def _check_values(config: Config, text: str, source: str) -> None:
         fail(["store", "url"], 'must be "" (SQLite) or a postgresql:// URL')
     if config.store.url and re.match(r"^[a-z]+://[^/@]*:[^/@]*@", config.store.url):
         fail(["store", "url"], "must not contain a password; use [store] password_file")
+    if config.bus.url and not config.bus.url.startswith(("redis://", "rediss://", "unix://")):
+        fail(["bus", "url"], 'must be "" (in-process) or a redis:// URL')
+    if config.bus.url and re.match(r"^[a-z]+://[^/@]*:[^/@]*@", config.bus.url):
+        fail(["bus", "url"], "must not contain a password; use [bus] password_file")
+    if config.bus.url and not config.store.url and not os.environ.get("SOFTPHONE_STORE_URL"):
+        fail(["bus", "url"], "several processes need a shared store: set [store] url too")
     for name in ("connect_timeout", "statement_timeout"):
         if getattr(config.store, name) <= 0:
             fail(["store", name], "must be greater than 0")

@@ -23,12 +23,13 @@ from softphone.server.anonymous import AnonymousService, load_realms
 from softphone.server.api import ENDPOINTS
 from softphone.server.auth import Sessions
 from softphone.server.calls import CallService
+from softphone.server.cluster import cluster_parts, open_bus, shared_store
 from softphone.server.forwarded import TrustedProxies, parse_networks
 from softphone.server.http import error_middleware
 from softphone.server.hub import Hub
 from softphone.server.ice import IceProvider
 from softphone.server.metrics import METRICS_KEY, Metrics
-from softphone.server.ratelimit import RateLimiter
+from softphone.server.ratelimit import Limiter, RateLimiter
 from softphone.server.services import SERVICES, Services
 from softphone.server.storage import Storage
 from softphone.server.store_open import database_path, open_store
@@ -48,23 +49,36 @@ def trusted_proxies(config: Config) -> TrustedProxies:
 
 def build_services(config: Config, store: Storage) -> Services:
     server = config.server
-    sessions = Sessions(store, server.session_ttl)
-    hub = Hub(
-        store,
-        sessions,
-        resume_window=server.resume_window,
-        resume_buffer=server.resume_buffer,
-        ping_interval=server.ping_interval,
-        max_frame_bytes=server.max_frame_bytes,
-        max_devices=server.max_devices_per_user,
-    )
-    calls = CallService(
-        store,
-        hub,
-        domain=server.domain,
-        ring_timeout=server.ring_timeout,
-        max_live_calls=server.max_live_calls_per_account,
-    )
+    bus = open_bus(config)
+    limits: tuple[Limiter, Limiter, Limiter]
+    if bus is None:
+        sessions = Sessions(store, server.session_ttl)
+        hub = Hub(
+            store,
+            sessions,
+            resume_window=server.resume_window,
+            resume_buffer=server.resume_buffer,
+            ping_interval=server.ping_interval,
+            max_frame_bytes=server.max_frame_bytes,
+            max_devices=server.max_devices_per_user,
+        )
+        calls = CallService(
+            store,
+            hub,
+            domain=server.domain,
+            ring_timeout=server.ring_timeout,
+            max_live_calls=server.max_live_calls_per_account,
+        )
+        limits = (
+            RateLimiter(config.rate_limits.login_per_minute, "login attempts"),
+            # Per address too, so cycling through user names cannot dodge the per-account limit.
+            RateLimiter(
+                5 * config.rate_limits.login_per_minute, "login attempts from this address"
+            ),
+            RateLimiter(config.rate_limits.anonymous_per_minute, "anonymous calls"),
+        )
+    else:
+        sessions, hub, calls, limits = cluster_parts(config, shared_store(store), bus)
     anonymous = AnonymousService(
         store, sessions, hub, calls, config.anonymous, load_realms(config.realms)
     )
@@ -101,13 +115,11 @@ def build_services(config: Config, store: Storage) -> Services:
         anonymous=anonymous,
         ice=IceProvider(config),
         metrics=metrics,
-        login_limit=RateLimiter(config.rate_limits.login_per_minute, "login attempts"),
-        # Per address too, so cycling through user names cannot dodge the per-account limit.
-        login_address_limit=RateLimiter(
-            5 * config.rate_limits.login_per_minute, "login attempts from this address"
-        ),
-        anonymous_limit=RateLimiter(config.rate_limits.anonymous_per_minute, "anonymous calls"),
+        login_limit=limits[0],
+        login_address_limit=limits[1],
+        anonymous_limit=limits[2],
         started_at=time.time(),
+        bus=bus,
     )
 
 
@@ -133,6 +145,7 @@ def build_app(config: Config, store: Storage | None = None) -> web.Application:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
+    services.hub.start()
     services.calls.start()
     sweeper = asyncio.create_task(_sweep(services))
     yield
@@ -142,6 +155,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await services.calls.stop()
     services.sessions.close()
     services.store.close()
+    if services.bus is not None:
+        await services.bus.close()
 
 
 async def _sweep(services: Services) -> None:

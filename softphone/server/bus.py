@@ -67,11 +67,19 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
 # Heartbeat of the devices this process holds (and the moment one detaches): ARGV = subs.
+# Returns those already declared lost (by a process that did not see this heartbeat in time).
 _SEEN = (
     _NOW_MS
     + """
-for i = 1, #ARGV do redis.call('ZADD', 'sp:seen', now, ARGV[i]) end
-return now
+local lost = {}
+for i = 1, #ARGV do
+  if redis.call('SISMEMBER', 'sp:lost', ARGV[i]) == 1 then
+    lost[#lost + 1] = ARGV[i]
+  else
+    redis.call('ZADD', 'sp:seen', now, ARGV[i])
+  end
+end
+return lost
 """
 )
 
@@ -240,16 +248,23 @@ class RedisBus:
         with _unavailable():
             return _entries(await self._range(args=[sub_id, f"{after + 1}-0"]))
 
+    def current_seq(self, sub_id: str) -> int:
+        with _unavailable():
+            value = self.sync.get(f"{PREFIX}seq:{sub_id}")
+        return int(value) if value is not None else 0
+
     def forget(self, sub_id: str) -> None:
         with _unavailable():
             self._forget(args=[sub_id])
 
     # -- devices -----------------------------------------------------------------------------
 
-    def seen(self, sub_ids: Sequence[str]) -> None:
-        if sub_ids:
-            with _unavailable():
-                self._seen(args=list(sub_ids))
+    def seen(self, sub_ids: Sequence[str]) -> list[str]:
+        """Record the devices as seen now; those of them already declared lost."""
+        if not sub_ids:
+            return []
+        with _unavailable():
+            return [bytes(x).decode() for x in self._seen(args=list(sub_ids))]
 
     def lost(self, sub_ids: Sequence[str]) -> list[bool]:
         if not sub_ids:
@@ -301,15 +316,17 @@ class Doorbells:
         self._pubsub: Any = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="bus doorbells")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, 2.0)
         if self._pubsub is not None:
             with contextlib.suppress(*REDIS_ERRORS):
                 await self._pubsub.aclose()
@@ -329,7 +346,7 @@ class Doorbells:
 
     async def _run(self) -> None:
         first = True
-        while True:
+        while not self._stopping:
             try:
                 self._pubsub = self._bus.aio.pubsub(ignore_subscribe_messages=True)
                 # A placeholder channel keeps the connection subscribed (listen needs one).
@@ -343,8 +360,11 @@ class Doorbells:
                     for _, refill in list(self._handlers.values()):
                         await refill()
                 first = False
-                async for message in self._pubsub.listen():
-                    if message.get("type") != "message":
+                while not self._stopping:
+                    # get_message with a timeout, not listen(): redis-py's listen() can swallow
+                    # a cancellation, and stop() must not wait on Redis.
+                    message = await self._pubsub.get_message(timeout=0.5)
+                    if message is None or message.get("type") != "message":
                         continue
                     channel = bytes(message["channel"]).decode()
                     entry = self._handlers.get(channel[len(PREFIX) + 3 :])
@@ -353,6 +373,8 @@ class Doorbells:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._stopping:
+                    return
                 self._ready.clear()
                 log.warning("bus connection lost (%s); retrying", exc.__class__.__name__)
                 with contextlib.suppress(Exception):

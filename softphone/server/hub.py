@@ -100,6 +100,9 @@ class Hub:
             if session is not None:
                 self._add(row, session.anonymous, fresh=False)
 
+    def start(self) -> None:
+        """Called on the running loop at start; the in-process hub has nothing to start."""
+
     # -- subscriptions -----------------------------------------------------------------------
 
     def _add(self, row: SubscriptionRow, anonymous: bool, *, fresh: bool) -> Subscription:
@@ -287,6 +290,28 @@ class Hub:
     async def _authenticate(
         self, ws: web.WebSocketResponse, header_token: str | None
     ) -> tuple[Subscription, list[bytes]] | None:
+        greeted = await self._hello(ws, header_token)
+        if greeted is None:
+            return None
+        hello, session = greeted
+        sub = self._subs.get(hello.subscription_id)
+        if sub is None or sub.row.session_hash != session.token_hash:
+            await self._refuse_subscription(ws)
+            return None
+        return sub, self._start(sub, hello.last_seq)
+
+    async def _refuse_subscription(self, ws: web.WebSocketResponse) -> None:
+        await self._refuse(
+            ws,
+            ErrorCode.NOT_FOUND,
+            "no such subscription for this session",
+            CloseCode.DO_NOT_RECONNECT,
+        )
+
+    async def _hello(
+        self, ws: web.WebSocketResponse, header_token: str | None
+    ) -> tuple[Hello, Session] | None:
+        """The first frame, a hello with a live session's token; otherwise refused."""
         try:
             msg = await ws.receive(timeout=HELLO_TIMEOUT)
         except TimeoutError:
@@ -329,16 +354,7 @@ class Hub:
                 CloseCode.AUTH_EXPIRED,
             )
             return None
-        sub = self._subs.get(hello.subscription_id)
-        if sub is None or sub.row.session_hash != session.token_hash:
-            await self._refuse(
-                ws,
-                ErrorCode.NOT_FOUND,
-                "no such subscription for this session",
-                CloseCode.DO_NOT_RECONNECT,
-            )
-            return None
-        return sub, self._start(sub, hello.last_seq)
+        return hello, session
 
     def _start(self, sub: Subscription, last_seq: int | None) -> list[bytes]:
         """The frames that open a connection: welcome, then the replay or resume_failed."""

@@ -30,7 +30,8 @@ MAX_HISTORY_OFFSET = 10**9  # SQLite integers overflow long before any real hist
 async def health(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     store = "ok" if services.store.ping() else "unreachable"
-    ok = store == "ok"
+    bus = "none" if services.bus is None else ("ok" if services.bus.ping() else "unreachable")
+    ok = store == "ok" and bus != "unreachable"
     # 503 takes a process that cannot reach its store out of a load balancer's rotation.
     return json_response(
         Health(
@@ -38,6 +39,7 @@ async def health(request: web.Request) -> web.Response:
             version=__version__,
             uptime=round(time.time() - services.started_at, 3),
             store=store,
+            bus=bus,
         ),
         200 if ok else 503,
     )

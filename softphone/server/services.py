@@ -9,11 +9,12 @@ from aiohttp import web
 from softphone.config import Config
 from softphone.server.anonymous import AnonymousService
 from softphone.server.auth import Sessions
+from softphone.server.bus import RedisBus
 from softphone.server.calls import CallService
 from softphone.server.hub import Hub
 from softphone.server.ice import IceProvider
 from softphone.server.metrics import Metrics
-from softphone.server.ratelimit import RateLimiter
+from softphone.server.ratelimit import Limiter
 from softphone.server.storage import Storage
 
 
@@ -27,10 +28,11 @@ class Services:
     anonymous: AnonymousService
     ice: IceProvider
     metrics: Metrics
-    login_limit: RateLimiter
-    login_address_limit: RateLimiter
-    anonymous_limit: RateLimiter
+    login_limit: Limiter
+    login_address_limit: Limiter
+    anonymous_limit: Limiter
     started_at: float
+    bus: RedisBus | None = None  # several processes: the Redis bus (None: in-process hub)
 
 
 SERVICES = web.AppKey("services", Services)

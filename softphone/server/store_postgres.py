@@ -388,8 +388,11 @@ class PostgresStore:
         return _subscription(r) if r else None
 
     def subscriptions_of(self, user: str) -> list[SubscriptionRow]:
+        # An anonymous party's label may equal a user name: it is never that user's device.
         rows = self._run(
-            'SELECT * FROM subscriptions WHERE "user" = %s ORDER BY created_at', (user,)
+            "SELECT s.* FROM subscriptions s JOIN sessions x ON x.token_hash = s.session_hash "
+            'WHERE s."user" = %s AND NOT x.anonymous ORDER BY s.created_at',
+            (user,),
         ).fetchall()
         return [_subscription(r) for r in rows]
 

@@ -146,3 +146,135 @@ class Postgres:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Redis:
+    """One redis-server in the foreground (so its PID is ours), appendonly so a restart keeps
+    the seqs, as a deployment must."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self._binary = require("Redis (redis-server)", shutil.which("redis-server"))
+        self.dir = Path(tempfile.mkdtemp(prefix="softphone-redis-"))
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> Redis:
+        self.proc = subprocess.Popen(
+            [
+                self._binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=(self.dir / "log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def flush(self) -> None:
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            self.proc = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+HAPROXY_CONFIG = """
+global
+    maxconn 4096
+defaults
+    mode http
+    option redispatch
+    retries 2
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout tunnel 1h
+    timeout http-keep-alive 15s
+frontend softphone
+    bind 127.0.0.1:{port}
+    option forwardfor
+    default_backend softphone
+backend softphone
+    balance {balance}
+    option httpchk GET /v1/health
+    http-check expect status 200
+    default-server inter 300ms fall 1 rise 1
+{servers}
+"""
+
+
+class HAProxy:
+    """HAProxy in the foreground (-db) over the given backend ports; stopped by its PID."""
+
+    def __init__(self, backends: list[int], balance: str = "roundrobin") -> None:
+        self._binary = require("HAProxy", shutil.which("haproxy") or "/usr/sbin/haproxy")
+        self.dir = Path(tempfile.mkdtemp(prefix="softphone-haproxy-"))
+        self.port = free_port()
+        servers = "\n".join(
+            f"    server sp{i} 127.0.0.1:{port} check" for i, port in enumerate(backends, 1)
+        )
+        self.config = self.dir / "haproxy.cfg"
+        self.config.write_text(
+            HAPROXY_CONFIG.format(port=self.port, balance=balance, servers=servers)
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> HAProxy:
+        self.proc = subprocess.Popen(
+            [self._binary, "-f", str(self.config), "-db"],
+            stdout=(self.dir / "log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def remove(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)

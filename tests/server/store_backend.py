@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from softphone.server.cluster import BUS_URL_ENV
 from softphone.server.store_open import STORE_URL_ENV
-from tests.cluster.instances import Postgres
+from tests.cluster.instances import Postgres, Redis
 
 STORES = ("sqlite", "postgres")
 
@@ -25,14 +26,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("SOFTPHONE_TEST_STORE", "sqlite"),
         help="the store servers in the tests use (default: $SOFTPHONE_TEST_STORE or sqlite)",
     )
+    parser.addoption(
+        "--bus",
+        choices=("none", "redis"),
+        default=os.environ.get("SOFTPHONE_TEST_BUS", "none"),
+        help="redis: servers use a Redis bus as several processes do (needs --store postgres)",
+    )
 
 
 def store_kind(config: pytest.Config) -> str:
     return str(config.getoption("--store"))
 
 
+def bus_kind(config: pytest.Config) -> str:
+    return str(config.getoption("--bus"))
+
+
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"server store: {store_kind(config)}"
+    return f"server store: {store_kind(config)}, bus: {bus_kind(config)}"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Redis]:
+    instance = Redis().start()
+    yield instance
+    instance.remove()
 
 
 TABLES = "users, sessions, subscriptions, calls, used_tokens"
@@ -57,10 +75,15 @@ def postgres_database(request: pytest.FixtureRequest) -> Iterator[tuple[Postgres
 
 @pytest.fixture(autouse=True)
 def store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.delenv(BUS_URL_ENV, raising=False)
     if store_kind(request.config) != "postgres":
         monkeypatch.delenv(STORE_URL_ENV, raising=False)
         yield "sqlite"
         return
+    if bus_kind(request.config) == "redis":
+        redis = request.getfixturevalue("redis_server")
+        redis.flush()
+        monkeypatch.setenv(BUS_URL_ENV, redis.url)
     postgres, database = request.getfixturevalue("postgres_database")
     # Emptying five tables costs milliseconds; a database per test cost ten times more.
     postgres.admin(f"TRUNCATE {TABLES}", database)

@@ -280,7 +280,7 @@ async def test_a_refused_token_says_which_check_failed_and_nothing_of_the_key(
     tampered = dict(good)
     token = tampered["fromToken"]
     tampered["fromToken"] = token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB")
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"credentials": credentials(fmt, key, now=time.time() - 120)}, "expired"),
         ({"credentials": good, "to": "alice"}, "not for this callee"),
         ({"credentials": tampered}, "bad signature"),

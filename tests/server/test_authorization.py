@@ -47,6 +47,7 @@ from softphone.server.passwords import token_hash
 from softphone.server.services import SERVICES, Services
 from softphone.server.store import CallRow
 from tests.conftest import USERS, app_of
+from tests.server.expiry import expire_session
 from tests.server.harness import PASSWORD, SDP, Party
 
 Client = TestClient[Any, Any]
@@ -291,9 +292,7 @@ def seqs(client: Client, parties: list[Party]) -> dict[str, int]:
 
 def expire(client: Client, party: Party) -> None:
     assert party.token is not None
-    session = services_of(client).sessions.get(token_hash(party.token))
-    assert session is not None
-    session.expires_at = time.time() - 60
+    expire_session(app_of(client), token_hash(party.token), time.time() - 60)
 
 
 async def anonymous_call(client: Client, label: str, to: str = "desk") -> tuple[Party, str]:

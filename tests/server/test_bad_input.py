@@ -32,6 +32,7 @@ from softphone.protocol.errors import ErrorCode
 from softphone.server.passwords import token_hash
 from softphone.server.services import SERVICES, Services
 from tests.conftest import USERS, app_of
+from tests.server.expiry import expire_session
 from tests.server.harness import PASSWORD, SDP, Party
 
 Client = TestClient[Any, Any]
@@ -726,9 +727,7 @@ async def test_ws_hello_with_bad_token(world: World) -> None:
     # An expired session's token (carol's; she has no subscription, but the token is checked
     # first), in the header and in the hello.
     assert world.carol.token is not None
-    session = services_of(world.client).sessions.get(token_hash(world.carol.token))
-    assert session is not None
-    session.expires_at = time.time() - 1
+    expire_session(app_of(world.client), token_hash(world.carol.token), time.time() - 1)
     for headers, token in ((world.carol.headers, None), ({}, world.carol.token)):
         ws = await world.client.ws_connect("/v1/notifications", headers=headers)
         hello = {"type": "hello", "subscription_id": sub}

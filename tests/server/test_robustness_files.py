@@ -15,6 +15,7 @@ import pytest
 
 from softphone.config import parse_config
 from softphone.server.app import build_services, database_path
+from softphone.server.cluster import BUS_URL_ENV
 from softphone.server.passwords import hash_password
 from softphone.server.store import Store
 
@@ -32,7 +33,11 @@ def umask_022() -> Iterator[None]:
         os.umask(previous)
 
 
-def test_database_and_its_directory_are_private(tmp_path: Path, umask_022: None) -> None:
+def test_database_and_its_directory_are_private(
+    tmp_path: Path, umask_022: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SQLite file's modes, whatever store and bus the run gives the other tests.
+    monkeypatch.delenv(BUS_URL_ENV, raising=False)
     data_dir = tmp_path / "fresh" / "data"
     config = parse_config(f'[server]\ndata_dir = "{data_dir}"\n')
     store = Store(database_path(config))

@@ -152,4 +152,9 @@ async def test_removed_account_loses_its_sessions(
     assert app_of(client)[SERVICES].store.remove_user("bob")
     status, error = await bob.request("GET", "/v1/calls")
     assert status == 401 and error["error"]["code"] == "unauthorized"
-    assert "no longer exists" in error["error"]["message"]
+    # One process still knows the session and says why; with several, the shared row went
+    # with the account, so the token is simply unknown (the same 401 unauthorized).
+    assert ("no longer exists" in error["error"]["message"]) or (
+        app_of(client)[SERVICES].bus is not None
+        and "unknown or revoked token" in error["error"]["message"]
+    )

@@ -59,6 +59,7 @@ def test_example_documents_every_key() -> None:
     assert {name for name, _, _ in sections} == {
         "server",
         "store",
+        "bus",
         "rate_limits",
         "ice",
         "turn",
