@@ -31,6 +31,8 @@ from typing import Any
 import redis
 import redis.asyncio
 import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from softphone.server.store_rows import StoreUnavailable
 
@@ -195,6 +197,11 @@ class RedisBus:
         self.aio: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
             url, socket_connect_timeout=2.0, password=password
         )
+        # The doorbell listener's own client, without redis-py's silent reconnect: after a
+        # lost connection the listener must know, to fill what it missed from the streams.
+        self.listener: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
+            url, socket_connect_timeout=2.0, password=password, retry=Retry(NoBackoff(), 0)
+        )
         self._publish = self.sync.register_script(_PUBLISH)
         self._seen = self.sync.register_script(_SEEN)
         self._claim_lost = self.sync.register_script(_CLAIM_LOST)
@@ -219,6 +226,7 @@ class RedisBus:
     async def close(self) -> None:
         self.sync.close()
         await self.aio.aclose()
+        await self.listener.aclose()
 
     # -- notifications -----------------------------------------------------------------------
 
@@ -247,6 +255,13 @@ class RedisBus:
     async def frames_after(self, sub_id: str, after: int) -> list[tuple[int, bytes]]:
         with _unavailable():
             return _entries(await self._range(args=[sub_id, f"{after + 1}-0"]))
+
+    def current_seqs(self, sub_ids: Sequence[str]) -> list[int]:
+        if not sub_ids:
+            return []
+        with _unavailable():
+            values = self.sync.mget([f"{PREFIX}seq:{s}" for s in sub_ids])
+        return [int(v) if v is not None else 0 for v in values]
 
     def current_seq(self, sub_id: str) -> int:
         with _unavailable():
@@ -348,7 +363,7 @@ class Doorbells:
         first = True
         while not self._stopping:
             try:
-                self._pubsub = self._bus.aio.pubsub(ignore_subscribe_messages=True)
+                self._pubsub = self._bus.listener.pubsub(ignore_subscribe_messages=True)
                 # A placeholder channel keeps the connection subscribed (listen needs one).
                 await self._pubsub.subscribe(f"{PREFIX}ch:-")
                 channels = [f"{PREFIX}ch:{s}" for s in self._handlers]

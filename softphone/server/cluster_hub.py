@@ -382,9 +382,17 @@ class ClusterHub(Hub):
         for sub_id in self._bus.seen(list(self._subs)):
             # Declared lost while this process could not say it held it (a bus outage longer
             # than the window): its frames were dropped, so the client must resynchronise.
-            held = self._subs.get(sub_id)
-            if held is not None and held.connection is not None:
-                held.connection.close_after_flush(CloseCode.SLOW_CONSUMER)
+            gone = self._subs.get(sub_id)
+            if gone is not None and gone.connection is not None:
+                gone.connection.close_after_flush(CloseCode.SLOW_CONSUMER)
+        # A doorbell can go missing (Redis restarted between a publish and the listener's
+        # return): whatever a held socket is behind is filled from its stream.
+        holders = list(self._holders.values())
+        seqs = self._bus.current_seqs([h.sub.id for h in holders])
+        for holder, seq in zip(holders, seqs, strict=True):
+            if holder.pending is None and seq > holder.sub.seq and not holder.filling:
+                holder.newest_seen = max(holder.newest_seen, seq)
+                self._spawn(self._refill(holder))
         for row, session_gone in self._shared.take_expired_subscriptions(now_wall):
             if session_gone:
                 self._gone(row, GoneReason.EXPIRED, "session expired", CloseCode.AUTH_EXPIRED)
