@@ -156,3 +156,18 @@ async def test_levels_stats_and_processing_toggle(server: RunningServer, parties
     await alice.engine.end(a_id)
     with pytest.raises(ValueError, match="echo_cancellation"):
         Engine(echo_cancellation="loud")
+
+
+def test_processing_settings_say_what_each_input_gets() -> None:
+    from softphone.engine import AudioProcessing
+
+    auto = AudioProcessing()
+    assert auto.flags(device_input=True) == (True, True, True)
+    assert auto.flags(device_input=False) is None  # files, tones, bots: untouched
+    on = AudioProcessing("on", noise_suppression=False, auto_gain=False)
+    assert on.flags(device_input=False) == (True, False, False)
+    off = AudioProcessing("off")
+    assert off.flags(device_input=True) == (False, True, True)  # NS and AGC still run
+    assert AudioProcessing("off", False, False).flags(device_input=True) is None
+    with pytest.raises(ValueError, match="must be one of auto, on, off, not 'always'"):
+        AudioProcessing("always")  # type: ignore[arg-type]
