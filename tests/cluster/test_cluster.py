@@ -179,3 +179,30 @@ async def test_redis_restarted_mid_call(cluster: Cluster) -> None:
         assert (await alice.expect("call.dtmf"))["digits"] == "7"
         await act_until_done(alice, call["id"], "end")
         assert (await bob.expect("call.ended"))["reason"] == "hangup"
+
+
+async def test_sigterm_drains_a_process_and_its_clients_resume_elsewhere(cluster: Cluster) -> None:
+    async with sessions(cluster.url, cluster.servers[0].url) as (proxied, direct):
+        alice = await Party(proxied, "alice").online()
+        holder = (await cluster.websockets()).index(1)
+        caller = Party(direct, "bob") if holder != 0 else Party(proxied, "bob")
+        await caller.login()
+        await caller.subscribe()
+        assert alice.ws is not None
+        cluster.servers[holder].stop()  # SIGTERM: stop accepting, close sockets with 1001
+        message = await alice.ws.receive(timeout=10)
+        assert message.type == aiohttp.WSMsgType.CLOSE and alice.ws.close_code == 1001
+        await act_make(caller, "alice")
+        welcome, _ = await resume(alice)
+        assert welcome["resumed"] is True
+        assert (await alice.expect("call.incoming"))["call"]["caller"] == "bob"
+
+
+async def act_make(party: Party, to: str) -> None:
+    for _ in range(100):
+        status, payload = await party.request("POST", "/v1/calls", {"to": to, "sdp": SDP}, None)
+        if status == 201:
+            return
+        assert status in (409, 502, 503), (status, payload)  # alice between processes
+        await asyncio.sleep(0.1)
+    raise AssertionError("the call was never made")
