@@ -43,6 +43,7 @@ class Plan:
     half_open: int = 1000  # half-open connections (the hostile phase)
     hostile_s: float = 5.0  # closed loop of the pairs while the slow consumers flood
     wait_head_timeout: bool = True  # wait for the server to drop the half-open connections
+    cluster: int = 0  # --cluster N: N server processes on PostgreSQL + Redis (0: not run)
 
 
 @dataclass

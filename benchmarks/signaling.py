@@ -70,6 +70,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks import (
+    _signaling_phase_cluster,
     _signaling_phase_hostile,
     _signaling_phase_idle,
     _signaling_phase_latency,
@@ -112,7 +113,9 @@ PHASES: tuple[Phase, ...] = (
     _signaling_phase_idle.PHASE,  # first: the memory of a server with only the pairs on it
     _signaling_phase_throughput.PHASE,
     _signaling_phase_latency.PHASE,  # at half the rate the throughput phase measured
-    _signaling_phase_hostile.PHASE,  # last: slow consumers and half-open connections
+    _signaling_phase_hostile.PHASE,  # slow consumers and half-open connections
+    # Its own N processes, PostgreSQL, Redis and HAProxy; only with --cluster N.
+    _signaling_phase_cluster.PHASE,
 )
 # Report sections that come first in the JSON; the other phases' follow in the order they ran.
 HEADLINE = ("throughput", "latency_at_half_rate")
@@ -246,6 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, help="caller/callee pairs")
     parser.add_argument("--idle", type=int, help="idle websockets to open")
     parser.add_argument(
+        "--cluster",
+        type=int,
+        metavar="N",
+        help="also run N server processes on PostgreSQL + Redis behind HAProxy (section cluster)",
+    )
+    parser.add_argument(
         "--tmp-root",
         metavar="DIR",
         help="diagnostics: where the data dir goes (e.g. /dev/shm to take the disk out)",
@@ -257,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
-    for key in ("procs", "pairs", "idle"):
+    for key in ("procs", "pairs", "idle", "cluster"):
         if getattr(args, key) is not None:
             plan = dataclasses.replace(plan, **{key: getattr(args, key)})
     began = time.monotonic()
