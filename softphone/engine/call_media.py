@@ -313,6 +313,7 @@ class CallMedia:
         if isinstance(source, DeviceSource):
             out["input_latency_ms"] = round(source.latency_ms, 1)
             out["input_drops"] = source.stats.drops
+            out["input_overflows"] = source.overflows
         return out
 
     # -- switching devices (softphone.engine.devices) ------------------------------------------
