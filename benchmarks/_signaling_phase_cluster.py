@@ -6,9 +6,9 @@ setup of the server processes and of PostgreSQL, Redis and HAProxy, beside the s
 figures of the same run: the cross-process cost of a setup. Report section `cluster`.
 
 Its PostgreSQL, Redis and HAProxy are the ones tests/cluster starts (Debian binaries, loopback,
-temporary directories, stopped by PID). Not measured here (yet): notifications across a kill -9
-under load and memory per idle websocket per process; tests/cluster checks the former for loss
-and duplication at the wire.
+temporary directories, stopped by PID). Then (`_signaling_cluster_faults`): memory per idle
+websocket per process, and notifications across a SIGKILL of one process under load (lost,
+duplicated, time for its clients to be resumed elsewhere).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._signaling_bench import Bench, Phase, Window, latency_report
+from benchmarks._signaling_cluster_faults import idle_memory, kill_under_load
 from benchmarks._signaling_common import (
     PASSWORD,
     cpu_seconds,
@@ -77,10 +78,11 @@ async def run(bench: Bench) -> dict[str, Any]:
         database = postgres.create_database()
         store = PostgresStore(postgres.url(database))
         names = [(f"ccaller{i:02d}", f"ccallee{i:02d}") for i in range(plan.pairs)]
+        kill_pairs = [(f"kcaller{i:02d}", f"kcallee{i:02d}") for i in range(plan.pairs)]
+        idle_users = [f"idle{i:04d}" for i in range(plan.idle // 2)]
         digest = hash_password(PASSWORD)
-        for pair in names:
-            for name in pair:
-                store.add_user(name, digest, False)
+        for name in [u for p in names + kill_pairs for u in p] + idle_users:
+            store.add_user(name, digest, False)
         store.close()
         config = (
             "max_devices_per_user = 5000\nmax_live_calls_per_account = 1000\n"
@@ -153,6 +155,15 @@ async def run(bench: Bench) -> dict[str, Any]:
             f"cluster: {section['setups_per_s']} setups/s, servers {servers_ms:.2f} ms + "
             f"backing {backing_ms:.2f} ms CPU per setup (single process: {single_ms} ms)"
         )
+        await stop_workers(handles)
+        handles = []
+        progress(f"cluster: {len(idle_users)} idle websockets through the proxy")
+        section["idle_websockets"] = await idle_memory(proxy.url, servers, idle_users)
+        progress(f"cluster: kill -9 of one process under load, {len(kill_pairs)} calls")
+        section["kill_9_under_load"] = await kill_under_load(
+            proxy.url, servers, kill_pairs, max(6.0, plan.throughput_s)
+        )
+        progress(f"cluster: across the kill {section['kill_9_under_load']}")
         return {"cluster": section}
     finally:
         if handles:
