@@ -86,6 +86,7 @@ Offer = Callable[[str], Awaitable[CallInfo]]
 UNREACHABLE = "the server is unreachable; the call is unchanged"
 # Between tries of a re-offer the server did not take (it may be restarting).
 REOFFER_RETRY = 0.5
+MAX_EARLY_CANDIDATES = 100  # trickled candidates kept for a description not applied yet
 HEALTH_EVERY = 0.25  # seconds between looks at a call's media health
 # An automatic restart is tried at most this often; the callee waits this much longer than the
 # caller before trying, so both sides do not re-offer at once (glare).
@@ -179,6 +180,8 @@ class CallSession:
         self._ice_restart: asyncio.Task[bool] | None = None  # an ICE restart's checks
         self._restarting = False  # a media restart's negotiation is under way
         self._early_candidates: list[frames.CallCandidate] = []  # before their description
+        self._candidates: asyncio.Queue[frames.CallCandidate] = asyncio.Queue()
+        self._candidate_worker: asyncio.Task[None] | None = None
         self.peer: Peer | None = None
         self.lock = asyncio.Lock()
         self._remote_offer = remote_offer  # an incoming call's offer, until answered
@@ -583,6 +586,7 @@ class CallSession:
             await self._fail(EngineError(Code.ANSWER_MISMATCH, f"bad restart answer: {exc}"))
             raise EngineError(Code.GENERIC, f"media restart failed: {exc}") from exc
         task = peer.start_ice_restart()
+        await self._apply_early_candidates()
         await self._negotiated("media restarted")
         if task is not None and not await self._ice_restarted(task):
             raise EngineError(Code.GENERIC, "media restart: ICE found no working path")
@@ -613,6 +617,7 @@ class CallSession:
             self.peer = new
             answer = await self._exchange(offer.sdp)
             await new.apply_answer(answer)
+            await self._apply_early_candidates()
         except BaseException as exc:
             self.peer = old
             await new.close()
@@ -727,6 +732,7 @@ class CallSession:
                     await old.abandon_ice_restart()
                     raise
                 task = old.start_ice_restart()
+                await self._apply_early_candidates()
                 await self._negotiated("remote media restart")
                 await self.signaling.rest.update_answer(self._server_id(), answer)
             finally:
@@ -741,6 +747,7 @@ class CallSession:
             self.peer = new
             try:
                 answer = await new.answer(sdp, tracks)
+                await self._apply_early_candidates()
             except BaseException:
                 self.peer = old
                 await new.close()
@@ -812,6 +819,15 @@ class CallSession:
         if isinstance(frame, frames.CallDtmf):
             self._ctx.emit(CallDtmfReceived(self.id, frame.digits, "signaled"))
             return
+        if isinstance(frame, frames.CallCandidate):
+            # Not behind the lock: an operation under way (our media restart waiting for its
+            # new path, say) needs the other party's candidates now.
+            self._candidates.put_nowait(frame)
+            if self._candidate_worker is None:
+                self._candidate_worker = self._ctx.spawn(
+                    self._take_candidates(), f"candidates {self.id}"
+                )
+            return
         ending = isinstance(frame, frames.CallEnded | frames.CallCancelled | frames.CallRejected)
         if ending and waiter is not None and not waiter.done():
             waiter.set_exception(_RemoteEnded())
@@ -846,28 +862,38 @@ class CallSession:
                 await self._finish(S.ENDED, reason, f"ended: {reason}")
             case frames.CallUpdate(sdp=sdp) if self.established:
                 await self._remote_update(sdp)
-            case frames.CallCandidate():
-                await self._remote_candidate(frame)
 
     # -- trickled candidates (protocol v1 extension) -----------------------------------------
 
+    async def _take_candidates(self) -> None:
+        while not self.terminal:
+            frame = await self._candidates.get()
+            await self._remote_candidate(frame)
+
     async def _remote_candidate(self, frame: frames.CallCandidate) -> None:
         """The other party's trickled candidate: added to the peer connection once it has the
-        description the candidate belongs to, kept until then (an offer not answered yet)."""
+        description the candidate belongs to (same ICE ufrag), kept until then (an offer not
+        answered yet, a re-offer's answer not applied yet)."""
         peer = self.peer
-        if peer is None or peer.remote_sdp is None or peer.closed:
-            self._early_candidates.append(frame)
+        if self.terminal:
             return
-        if frame.ufrag and frame.ufrag not in ice_ufrags(peer.remote_sdp):
-            log.info("call %s: a candidate of other ICE credentials, ignored", self.id)
+        pending = peer is None or peer.remote_sdp is None or peer.closed
+        if not pending and frame.ufrag:
+            assert peer is not None
+            pending = frame.ufrag not in ice_ufrags(peer.remote_sdp)
+        if pending:
+            self._early_candidates = [*self._early_candidates[-(MAX_EARLY_CANDIDATES - 1) :], frame]
             return
+        assert peer is not None
         try:
             await peer.add_candidate(frame.candidate, frame.sdp_mid, frame.sdp_mline_index)
-        except Exception as exc:  # one bad candidate does not end the call
-            log.info("call %s: trickled candidate refused: %s", self.id, exc)
+        except Exception as exc:  # one bad or late candidate does not end the call
+            log.info("call %s: trickled candidate not taken: %s", self.id, exc)
         self._check_health()
 
     async def _apply_early_candidates(self) -> None:
+        """A remote description was applied: the candidates kept for it go in now (those of
+        other ICE credentials stay kept)."""
         early, self._early_candidates = self._early_candidates, []
         for frame in early:
             await self._remote_candidate(frame)
@@ -1145,8 +1171,9 @@ class CallSession:
             waiter.set_exception(_RemoteEnded())
         if self.peer is not None:
             await self.peer.close()
-        if self._health_task is not None and self._health_task is not asyncio.current_task():
-            self._health_task.cancel()
+        for task in (self._health_task, self._candidate_worker):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
         await self.media.release()
         if self.signaling.anonymous is not None:
             with contextlib.suppress(Exception):

@@ -192,6 +192,9 @@ export class CallManager {
       connectedAt: null,
       trickle: this.trickle,
       trickleReady: false, // our latest description reached the server: candidates may follow
+      inSdp: new Set(), // candidates our latest description carries already
+      localUfrag: null, // the ICE ufrag of our latest description
+      posting: Promise.resolve(), // our candidates' requests, one after the other
       outCandidates: [], // ours, until then
       inCandidates: [], // the other party's, until its description is applied
       ...fields,
@@ -264,7 +267,18 @@ export class CallManager {
       // Sent at once; the candidates follow once it reached the server (#trickleReady).
       call.trickleReady = false;
       await pc.setLocalDescription(description);
-      return pc.localDescription.sdp;
+      const sdp = pc.localDescription.sdp;
+      // What the description already carries is not trickled again (Firefox on loopback
+      // often has every candidate by the time it resolves). Its end-of-candidates is left
+      // out: after an ICE restart Firefox's description can still end the last generation's
+      // candidates, which would tell the other party there is nothing more to come; the end
+      // goes as a trickled `{}` once this gathering is really over.
+      call.inSdp = new Set(
+        sdp.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:')).map((l) => l.slice(2)),
+      );
+      const ufrag = /\r?\na=ice-ufrag:(\S+)/.exec(sdp);
+      call.localUfrag = ufrag ? ufrag[1] : null;
+      return sdp.replace(/\r?\na=end-of-candidates(?=\r?\n)/g, '');
     }
     const gathered = endOfCandidates(pc);
     await pc.setLocalDescription(description);
@@ -553,17 +567,19 @@ export class CallManager {
           candidate: candidate.candidate,
           sdp_mid: candidate.sdpMid,
           sdp_mline_index: candidate.sdpMLineIndex,
-          ufrag: candidate.usernameFragment || null,
+          ufrag: candidate.usernameFragment || call.localUfrag,
         }
-      : {};
+      : { ufrag: call.localUfrag }; // the end of this generation's candidates
     if (call.trickleReady && call.serverId) this.#postCandidate(call, body);
     else call.outCandidates.push(body);
   }
 
+  /** One at a time, in order: an end-of-candidates must never overtake a candidate. */
   #postCandidate(call, body) {
     if (isTerminal(call.state)) return;
-    call.client
-      .request('POST', `/v1/calls/${call.serverId}/candidates`, body)
+    if (body.candidate && call.inSdp.has(body.candidate)) return;
+    call.posting = call.posting
+      .then(() => call.client.request('POST', `/v1/calls/${call.serverId}/candidates`, body))
       .catch((err) => console.warn('candidate not sent', err.message || err));
   }
 
