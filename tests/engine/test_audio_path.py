@@ -60,9 +60,9 @@ async def test_tone_heard_through_loss_and_jitter(server: RunningServer, parties
 
 
 async def test_delay_comes_back_down_after_a_spike(server: RunningServer, parties: Parties) -> None:
-    """A 400 ms delay step for 1.6 s (every packet late, then the old packets overtaken by
-    new ones): playout holds and conceals, and once the network is calm again the target and
-    the delay come back down and stay down."""
+    """A 400 ms delay step for 1.6 s (nothing for 400 ms, then every packet late; at its end
+    the old packets are overtaken by new ones): playout holds and conceals, and once the
+    network is calm again the target and the delay come back down and stay down."""
     alice = await parties.online(server, "alice", audio_in="tone:1000")
     bob = await parties.online(server, "bob", audio_in="tone:600")
     a_id, b_id = await connect(alice, bob)
@@ -72,8 +72,12 @@ async def test_delay_comes_back_down_after_a_spike(server: RunningServer, partie
         jb = await jitter_buffer(bob.engine, b_id)
         return all(jb[k] <= 100 for k in ("target_delay_ms", "current_delay_ms", "buffered_ms"))
 
-    # A loaded machine stalls the loop now and then: start from a short delay, however long.
-    await wait_until(short, 60, "a short delay before the spike")
+    async def calm_playout() -> bool:
+        return bool((await jitter_buffer(bob.engine, b_id))["played"] >= 50 and await short())
+
+    # A loaded machine stalls the loop now and then: start from a second of audio played at a
+    # short delay, however long that takes.
+    await wait_until(calm_playout, 60, "a short delay before the spike")
     calm = await jitter_buffer(bob.engine, b_id)
     net.spike_s = 0.4
     peak = 0.0
@@ -97,7 +101,9 @@ async def test_delay_comes_back_down_after_a_spike(server: RunningServer, partie
     await alice.engine.end(a_id)
     print(f"before the spike {calm}\nbuffered at most {peak} ms\nafter {after}")
     assert calm["current_delay_ms"] <= 100, calm
-    assert peak >= 300, peak  # the spike did delay playout
+    # The spike reached playout: ~20 frames concealed while nothing came, and the packets it
+    # held up were late or dropped once new ones overtook them.
+    assert after["concealed"] - calm["concealed"] >= 10, after
     assert after["current_delay_ms"] <= 100 and after["target_delay_ms"] <= 100, after
     assert after["dropped"] + after["late"] > calm["dropped"] + calm["late"], after
     assert tone_fraction(pcm, 1000.0) >= 0.9
