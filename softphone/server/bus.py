@@ -39,6 +39,7 @@ from softphone.server.store_rows import StoreUnavailable
 log = logging.getLogger("softphone.server.bus")
 
 PREFIX = "sp:"
+TIMER_LEASE = 5.0  # seconds a claimed timer is a process's before another may take it
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
@@ -96,6 +97,8 @@ for _, sub in ipairs(subs) do
   redis.call('ZREM', 'sp:seen', sub)
   redis.call('SADD', 'sp:lost', sub)
   redis.call('DEL', 'sp:st:' .. sub)
+  -- Ending the device's calls is a timer due now, so it is leased like any other.
+  redis.call('ZADD', 'sp:timers', now, 'lost:' .. sub)
 end
 return subs
 """
@@ -109,12 +112,23 @@ return now
 """
 )
 
+# Done with a leased timer: remove it unless it was armed again meanwhile (another score).
+_DONE = """
+if redis.call('ZSCORE', 'sp:timers', ARGV[1]) == ARGV[2] then
+  redis.call('ZREM', 'sp:timers', ARGV[1])
+end
+return 1
+"""
+
 _CLAIM_DUE = (
     _NOW_MS
     + """
+-- Each due timer is leased for ARGV[1] ms, not removed: if the claiming process dies before
+-- it is done, the timer falls due again and another process takes it.
 local due = redis.call('ZRANGEBYSCORE', 'sp:timers', '-inf', now, 'LIMIT', 0, 100)
-for _, name in ipairs(due) do redis.call('ZREM', 'sp:timers', name) end
-return due
+local lease = now + tonumber(ARGV[1])
+for _, name in ipairs(due) do redis.call('ZADD', 'sp:timers', lease, name) end
+return {due, tostring(lease)}
 """
 )
 
@@ -207,6 +221,7 @@ class RedisBus:
         self._claim_lost = self.sync.register_script(_CLAIM_LOST)
         self._arm = self.sync.register_script(_ARM)
         self._claim_due = self.sync.register_script(_CLAIM_DUE)
+        self._done = self.sync.register_script(_DONE)
         self._take = self.sync.register_script(_TAKE)
         self._forget = self.sync.register_script(_FORGET)
         self._open = self.aio.register_script(_OPEN)
@@ -301,9 +316,15 @@ class RedisBus:
         with _unavailable():
             self.sync.zrem(f"{PREFIX}timers", name)
 
-    def claim_due(self) -> list[str]:
+    def claim_due(self, lease: float = TIMER_LEASE) -> tuple[list[str], str]:
+        """Timers due now, each leased to the caller for `lease` seconds; and the lease."""
         with _unavailable():
-            return [bytes(s).decode() for s in self._claim_due()]
+            names, until = self._claim_due(args=[int(lease * 1000)])
+        return [bytes(n).decode() for n in names], bytes(until).decode()
+
+    def done(self, name: str, lease: str) -> None:
+        with _unavailable():
+            self._done(args=[name, lease])
 
     # -- rate limits -------------------------------------------------------------------------
 

@@ -173,15 +173,22 @@ class LocalTimers:
 
 
 class SharedTimers:
-    """Ring timers in Redis by due time: every process polls, one claims each, so a timer armed
-    by a process that died still fires (within TIMER_POLL of its time)."""
+    """Timers in Redis by due time: every process polls, one claims each for a lease, so a
+    timer armed by a process that died still fires (within TIMER_POLL of its time), and one
+    whose claimer died before it was done fires again when the lease runs out."""
 
     def __init__(self, bus: RedisBus) -> None:
         self._bus = bus
         self._task: asyncio.Task[None] | None = None
+        self._handlers: dict[str, Callable[[str], None]] = {}
+
+    def handle(self, kind: str, handler: Callable[[str], None]) -> None:
+        """Another kind of shared timer (`lost:<subscription>`, from the hub)."""
+        self._handlers[kind] = handler
 
     def start(self, fire: Callable[[str], None]) -> None:
-        self._task = asyncio.create_task(self._poll(fire), name="ring timers")
+        self._handlers["ring"] = fire
+        self._task = asyncio.create_task(self._poll(), name="shared timers")
 
     def arm(self, call_id: str, delay: float) -> None:
         self._bus.arm(f"ring:{call_id}", delay)
@@ -189,18 +196,26 @@ class SharedTimers:
     def disarm(self, call_id: str) -> None:
         self._bus.disarm(f"ring:{call_id}")
 
-    async def _poll(self, fire: Callable[[str], None]) -> None:
+    async def _poll(self) -> None:
         while True:
             await asyncio.sleep(TIMER_POLL)
             try:
-                for name in self._bus.claim_due():
-                    kind, _, call_id = name.partition(":")
-                    if kind == "ring":
-                        fire(call_id)
+                names, lease = self._bus.claim_due()
             except StoreUnavailable as exc:
-                log.warning("ring timers: %s; retrying", exc)
-            except Exception:
-                log.exception("ring timer failed")
+                log.warning("shared timers: %s; retrying", exc)
+                continue
+            for name in names:
+                kind, _, subject = name.partition(":")
+                handler = self._handlers.get(kind)
+                try:
+                    if handler is not None:
+                        handler(subject)
+                    self._bus.done(name, lease)
+                except StoreUnavailable as exc:
+                    # Not done: the lease runs out and this or another process tries again.
+                    log.warning("timer %s: %s; it will be retried", name, exc)
+                except Exception:
+                    log.exception("timer %s failed", name)
 
     async def stop(self) -> None:
         if self._task is not None:

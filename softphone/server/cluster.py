@@ -59,6 +59,8 @@ def cluster_parts(
         max_frame_bytes=server.max_frame_bytes,
         max_devices=server.max_devices_per_user,
     )
+    timers = SharedTimers(bus)
+    timers.handle("lost", hub.device_lost)
     calls = CallService(
         store,
         hub,
@@ -66,7 +68,7 @@ def cluster_parts(
         ring_timeout=server.ring_timeout,
         max_live_calls=server.max_live_calls_per_account,
         table=SharedCalls(store),
-        timers=SharedTimers(bus),
+        timers=timers,
     )
     limits: tuple[Limiter, Limiter, Limiter] = (
         SharedRateLimiter(bus, "login", rates.login_per_minute, "login attempts"),

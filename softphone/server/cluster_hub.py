@@ -400,10 +400,14 @@ class ClusterHub(Hub):
                 self._gone(
                     row, GoneReason.EXPIRED, "subscription expired", CloseCode.DO_NOT_RECONNECT
                 )
-        for sub_id in self._bus.claim_lost(self.resume_window):
-            lost = self._shared.get_subscription(sub_id)
-            if lost is not None:
-                self.on_device_gone(lost.session_hash, EndReason.CONNECTION_LOST)
+        # Each device claimed here becomes a `lost:` timer, due now (see device_lost).
+        self._bus.claim_lost(self.resume_window)
+
+    def device_lost(self, sub_id: str) -> None:
+        """A device away longer than the resume window: its calls end (connection_lost)."""
+        lost = self._shared.get_subscription(sub_id)
+        if lost is not None:
+            self.on_device_gone(lost.session_hash, EndReason.CONNECTION_LOST)
 
     async def shutdown(self) -> None:
         """Close the sockets held here with 1001: their clients resume on another process."""
