@@ -71,7 +71,7 @@ def test_password_never_taken_from_arguments_or_a_missing_terminal(tmp_path: Pat
         "user", "--data-dir", str(tmp_path), "add", "bob", env={"SOFTPHONE_PASSWORD": "short"}
     )
     assert short.returncode == 1 and "at least 8" in short.stderr
-    assert run("user", "--data-dir", str(tmp_path), "list").stdout == ""
+    assert run("user", "--data-dir", str(tmp_path), "list").stdout.startswith("no users yet")
 
 
 @pytest.mark.parametrize("fmt", ["ecb", "cbc", "v2"])
