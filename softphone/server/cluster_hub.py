@@ -35,8 +35,9 @@ from softphone.protocol.frames import (
     Welcome,
 )
 from softphone.server.auth import Sessions, bearer_token
-from softphone.server.bus import Doorbells, RedisBus, with_seq
+from softphone.server.bus import RedisBus, with_seq
 from softphone.server.connection import CLOSE_TIMEOUT, Connection
+from softphone.server.doorbells import Doorbells
 from softphone.server.errors import ApiError
 from softphone.server.hub import Hub, Subscription
 from softphone.server.storage import SharedStore

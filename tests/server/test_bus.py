@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from softphone.server.bus import Doorbells, RedisBus, with_seq
+from softphone.server.bus import RedisBus, with_seq
+from softphone.server.doorbells import Doorbells
 from tests.cluster.instances import Redis
 
 
