@@ -173,8 +173,12 @@ async def test_redis_restarted_mid_call(cluster: Cluster) -> None:
         cluster.redis.kill()
         status, body = await bob.act(call["id"], "dtmf", {"digits": "5", "duration_ms": 100}, None)
         assert (status, body["error"]["code"]) == (503, "service_unavailable")
+        health_status, health = await bob.request("GET", "/v1/health")
+        assert health_status == 503 and (health["store"], health["bus"]) == ("ok", "unreachable")
         cluster.redis.start()  # same port, same append-only file: the seqs are back
         await act_until_done(bob, call["id"], "dtmf", {"digits": "7", "duration_ms": 100})
+        _, health = await bob.request("GET", "/v1/health", expect=200)
+        assert (health["status"], health["bus"]) == ("ok", "ok")
         # Both websockets stayed open; the next frame has the next seq (checked by receive).
         assert (await alice.expect("call.dtmf"))["digits"] == "7"
         await act_until_done(alice, call["id"], "end")
