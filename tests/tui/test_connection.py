@@ -63,7 +63,8 @@ async def test_a_refused_password_is_asked_again_inside_the_tui(servers: Servers
         await until(pilot, lambda: isinstance(app.screen, LoginScreen), what="the log-in screen")
         assert "offline because the password was refused" in app.status.plain
         box = app.screen.query_one("#password", Input)
-        assert box.password and box.has_focus
+        await until(pilot, lambda: box.has_focus, what="the password box focused")
+        assert box.password
         await pilot.press(*PASSWORD)
         await pilot.pause(0.2)
         shown = screen_text(app)
