@@ -75,7 +75,11 @@ class Sessions:
         return session if self._account_exists(session) else None
 
     def _account_exists(self, session: Session) -> bool:
-        if session.anonymous or self._store.get_user(session.user) is not None:
+        # Shared: the session was just read from the store, and removing an account deletes
+        # its sessions in the same transaction, so the row proves the account (one query less).
+        if session.anonymous or self._shared is not None:
+            return True
+        if self._store.get_user(session.user) is not None:
             return True
         # The account was removed (e.g. `softphone user remove`) while this session lived.
         self.revoke(session.token_hash)
