@@ -53,11 +53,11 @@ def _device(spec: str) -> str | int | None:
     return int(spec) if spec.isdigit() else spec
 
 
-def _pulse(spec: str, kind: Literal["input", "output"], route: bool) -> str:
-    """A "pulse:DESCRIPTION" spec: the PortAudio device that reaches it (routed there when
-    `route`), or MediaUnavailable naming the ones there are."""
+def _pulse(spec: str, kind: Literal["input", "output"]) -> pulse.PulseDevice:
+    """The device a "pulse:DESCRIPTION" spec names, or MediaUnavailable naming the ones there
+    are."""
     try:
-        return pulse.route(spec, kind) if route else pulse.resolve(spec, kind).name
+        return pulse.resolve(spec, kind)
     except ValueError as exc:
         raise MediaUnavailable(f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
 
@@ -92,7 +92,8 @@ def open_source(spec: str) -> AudioSource:
     if not spec:
         raise ValueError("empty audio source spec")
     if pulse.is_pulse(spec):
-        return DeviceSource(_pulse(spec, "input", route=True))
+        with pulse.routed(_pulse(spec, "input")) as device:
+            return DeviceSource(device)
     return DeviceSource(_device(spec))
 
 
@@ -108,7 +109,8 @@ def open_sink(spec: str) -> AudioSink:
     if not spec:
         raise ValueError("empty audio sink spec")
     if pulse.is_pulse(spec):
-        return DeviceSink(_pulse(spec, "output", route=True))
+        with pulse.routed(_pulse(spec, "output")) as device:
+            return DeviceSink(device)
     return DeviceSink(_device(spec))
 
 
@@ -126,7 +128,7 @@ def check_source(spec: str) -> None:
     if not spec:
         raise ValueError("empty audio source spec")
     if pulse.is_pulse(spec):
-        _pulse(spec, "input", route=False)
+        _pulse(spec, "input")
         return
     check_device(_device(spec), "input")
 
@@ -150,7 +152,7 @@ def check_sink(spec: str) -> None:
     if not spec:
         raise ValueError("empty audio sink spec")
     if pulse.is_pulse(spec):
-        _pulse(spec, "output", route=False)
+        _pulse(spec, "output")
         return
     check_device(_device(spec), "output")
 

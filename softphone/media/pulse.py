@@ -5,16 +5,18 @@ Listing uses pulsectl (ctypes over libpulse, the client library every desktop ha
 2014): PortAudio alone sees only its ALSA plugin's "pulse" and "default" devices, not the
 speakers and microphones behind them. Routing needs no PulseAudio call of ours: a stream still
 opens PortAudio's "pulse" device, and libpulse sends it to the sink or source named in
-$PULSE_SINK / $PULSE_SOURCE, which it reads when the stream opens (so a new choice applies to
-the next stream opened, which is what switching a device does). A spec names one as
-"pulse:DESCRIPTION" (or "pulse:NAME"), e.g. "pulse:Built-in Audio Analog Stereo".
+$PULSE_SINK / $PULSE_SOURCE, which it reads when the stream opens (set for that moment only:
+switching a device opens a new stream). A spec names one as "pulse:DESCRIPTION" (or
+"pulse:NAME"), e.g. "pulse:Built-in Audio Analog Stereo".
 
 Nothing here raises for a missing library or server: listing comes back empty with the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -90,12 +92,21 @@ def resolve(spec: str, kind: Kind) -> PulseDevice:
     raise ValueError(f"no PulseAudio {what} {wanted!r}; there are: {there}")
 
 
-def route(spec: str, kind: Kind) -> str:
-    """Send the next `kind` stream to the device `spec` names; returns the PortAudio device
-    to open for it."""
-    device = resolve(spec, kind)
-    os.environ[_ENV[kind]] = device.name
-    return PORTAUDIO_DEVICE
+@contextlib.contextmanager
+def routed(device: PulseDevice) -> Iterator[str]:
+    """Within the block, a stream opened on the PortAudio device yielded goes to `device`.
+    The variable is put back after: a later stream on "default" must go where the system (or
+    the caller's own $PULSE_SINK) says, not here."""
+    name = _ENV[device.kind]
+    before = os.environ.get(name)
+    os.environ[name] = device.name
+    try:
+        yield PORTAUDIO_DEVICE
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 __all__ = [
@@ -105,5 +116,5 @@ __all__ = [
     "is_pulse",
     "list_pulse_devices",
     "resolve",
-    "route",
+    "routed",
 ]

@@ -7,6 +7,7 @@ reaches bob through VMic."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import threading
 import wave
@@ -103,6 +104,9 @@ async def test_the_chosen_sink_and_source_carry_the_call(
         # Bob's tone plays on VFar, the sink chosen by its description, not on VSpk.
         on_far = await asyncio.to_thread(record, pulse, "vfar.monitor", 4.0)
         assert len(on_far) > RATE // 2 and abs(dominant_frequency(on_far) - 440) < 10
+        # The choice was for our streams only: a stream opened on "default" later still goes
+        # where the system says.
+        assert "PULSE_SINK" not in os.environ and "PULSE_SOURCE" not in os.environ
         on_spk = await asyncio.to_thread(record, pulse, "vspk.monitor", 3.0)
         assert len(on_spk) > RATE // 2 and np.abs(on_spk.astype(np.int32)).max() < 100
         # A 1000 Hz tone played into VSpk is what VMic captures: bob hears it.
