@@ -200,6 +200,11 @@ class SoftphoneApp(App[None]):
             self.status.set_identity(f"{message.user} @ {where}")
             if self.status.connection == "starting":
                 self.status.set_connection("connecting")
+            elif self.status.connection == "connected" and self.became_online():
+                # It connected before this message came (the engine's thread was quicker).
+                from softphone.tui import presenter
+
+                self.say(presenter.connected_as(self.user, self.server_url).text)
         self.refresh_bindings()
 
     def became_online(self) -> bool:
