@@ -257,6 +257,8 @@ class EngineEvents:
         self._app.status.set_connection("offline", line.text.removeprefix("Signed out: "))
         self._app.banner.show_state("offline", line.text)
         self._say(line)
+        if reason == "expired":  # nothing else to do about it: ask for the password now
+            self._app.action_log_in("Your session expired.")
 
     def _forget(self, call_id: str) -> None:
         app = self._app
