@@ -237,16 +237,7 @@ class ClusterHub(Hub):
             self._deliver(holder, seq, data)
         if holder.replaced:
             connection.close_after_flush(CloseCode.REPLACED)
-        reader = asyncio.create_task(self._read(sub, ws, connection))
-        connection.set_reader(reader)
-        try:
-            await asyncio.wait([reader])
-        finally:
-            reader.cancel()
-            self._detach(sub, connection)
-            connection.close_after_flush(CloseCode.GOING_AWAY)
-            await connection.finish()
-            self._refused_by_closed += connection.budget.refused
+        await self._serve(sub, ws, connection)
         return ws
 
     async def _open(

@@ -262,6 +262,13 @@ class Hub:
             return ws
         sub, first_frames = accepted
         connection = self._attach(sub, ws, request.transport, first_frames)
+        await self._serve(sub, ws, connection)
+        return ws
+
+    async def _serve(
+        self, sub: Subscription, ws: web.WebSocketResponse, connection: Connection
+    ) -> None:
+        """Read the client's frames until the socket ends, then detach and close it."""
         reader = asyncio.create_task(self._read(sub, ws, connection))
         connection.set_reader(reader)
         try:
@@ -274,7 +281,6 @@ class Hub:
             connection.close_after_flush(CloseCode.GOING_AWAY)
             await connection.finish()
             self._refused_by_closed += connection.budget.refused
-        return ws
 
     async def _refuse(
         self, ws: web.WebSocketResponse, code: ErrorCode, message: str, close: int
