@@ -518,11 +518,15 @@ async def phase_busy(server: RunningServer, secs: float) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- 5. browser
 
 
-async def phase_browser(calls: int, timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "benchmarks._calls_browser", "--calls", str(calls)]
+async def _phase_in_netns(
+    module: str, name: str, calls: int, timeout: float, setup: str
+) -> dict[str, Any]:
+    """Run `python -m module --calls N` (as root: in a private network namespace prepared by
+    the shell command `setup`) and take the JSON it prints last."""
+    cmd = [sys.executable, "-m", module, "--calls", str(calls)]
     env = dict(os.environ)
     if os.geteuid() == 0:
-        cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
+        cmd = ["unshare", "-n", "sh", "-c", f'{setup} && exec "$@"', "sh", *cmd]
         env["SOFTPHONE_CALLS_NETNS"] = "1"
     proc = await asyncio.create_subprocess_exec(
         *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
@@ -532,7 +536,7 @@ async def phase_browser(calls: int, timeout: float) -> dict[str, Any]:
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        return {"error": f"browser phase timed out after {timeout} s"}
+        return {"error": f"{name} phase timed out after {timeout} s"}
     for line in err.decode(errors="replace").splitlines():
         if line.startswith("[calls"):
             print(line, file=sys.stderr, flush=True)
@@ -540,34 +544,20 @@ async def phase_browser(calls: int, timeout: float) -> dict[str, Any]:
         return {"error": f"exit {proc.returncode}", "stderr_tail": err.decode()[-2000:]}
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     return result
+
+
+async def phase_browser(calls: int, timeout: float) -> dict[str, Any]:
+    setup = "ip link set lo up"
+    return await _phase_in_netns("benchmarks._calls_browser", "browser", calls, timeout, setup)
 
 
 # ---------------------------------------------------------------------------- main
 
 
 async def phase_interop(calls: int, timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "benchmarks._calls_interop", "--calls", str(calls)]
-    env = dict(os.environ)
-    if os.geteuid() == 0:
-        setup = 'ip link set lo up && ip route add default dev lo src 127.0.0.1 && exec "$@"'
-        cmd = ["unshare", "-n", "sh", "-c", setup, "sh", *cmd]
-        env["SOFTPHONE_CALLS_NETNS"] = "1"
-    proc = await asyncio.create_subprocess_exec(
-        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return {"error": f"interop phase timed out after {timeout} s"}
-    for line in err.decode(errors="replace").splitlines():
-        if line.startswith("[calls"):
-            print(line, file=sys.stderr, flush=True)
-    if proc.returncode != 0 or not out.strip():
-        return {"error": f"exit {proc.returncode}", "stderr_tail": err.decode()[-2000:]}
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-    return result
+    # Firefox gathers no candidates without a default route (reference/interop.md).
+    setup = "ip link set lo up && ip route add default dev lo src 127.0.0.1"
+    return await _phase_in_netns("benchmarks._calls_interop", "interop", calls, timeout, setup)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
