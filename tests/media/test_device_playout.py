@@ -85,7 +85,6 @@ async def play_once(pulse: Pulse, recording: Path) -> Playout:
     played: list[Pcm] = []
     speaker = DeviceSink(on_pcm=played.append)  # vspk, the default sink
     canceller = EchoCanceller()
-    speaker.reference = canceller  # fed with exactly what the callback played
     far_end: list[Pcm] = []
     feed = canceller.far_end
 
@@ -94,6 +93,7 @@ async def play_once(pulse: Pulse, recording: Path) -> Playout:
         feed(pcm)
 
     canceller.far_end = far_end_seen  # type: ignore[method-assign]
+    speaker.reference = canceller  # fed with exactly what the callback played
     net = Impairment(loss=0.02, jitter_s=0.04, seed=11)
     parec = record(pulse, "vspk.monitor", recording)
     caller, callee = await receive_into(stream, ToneSource(1000.0, 0.5), net)
@@ -119,6 +119,14 @@ async def play_once(pulse: Pulse, recording: Path) -> Playout:
         stream.stats(),
         pcm,
     )
+
+
+def offset_of(blocks: list[Pcm], within: list[Pcm]) -> int | None:
+    """Where `blocks` appear in `within` as a contiguous run, if they do."""
+    for start in range(len(within) - len(blocks) + 1):
+        if all(np.array_equal(a, b) for a, b in zip(blocks, within[start:], strict=False)):
+            return start
+    return None
 
 
 async def test_device_pulls_the_jitter_buffer_under_jitter(
@@ -152,8 +160,13 @@ async def test_device_pulls_the_jitter_buffer_under_jitter(
     assert played and all(b.size == OUTPUT_BLOCK for b in played), report
     assert run.underflows <= 2, report  # three runs in a row: the device path cannot keep up
     assert run.frames == len(played)
-    assert len(far_end) >= len(played) and all(b.size == OUTPUT_BLOCK for b in far_end)
-    assert np.array_equal(np.concatenate(far_end[: len(played)]), np.concatenate(played))
+    assert all(b.size == OUTPUT_BLOCK for b in far_end)
+    # The reference also saw the silence the device played before play_stream (the device
+    # starts at once; on a busy machine its first callbacks come before the call is up):
+    # what the stream fed follows those silent blocks, block for block.
+    start = offset_of(played, far_end)
+    assert start is not None, report
+    assert not any(b.any() for b in far_end[:start]), report
     assert net.dropped > 0 and stats.concealed + stats.fec > 0, report
     # What the null sink actually played: the tone in (nearly) every 20 ms block, no dropouts.
     assert len(flags) >= 150, report
