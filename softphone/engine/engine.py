@@ -356,6 +356,8 @@ class Engine:
         video_size: tuple[int, int] = (640, 480),
         display_name: str | None = None,
         server_url: str | None = None,
+        ca_file: str | None = None,
+        insecure_skip_tls_verify_for_development: bool = False,
     ) -> str:
         """An anonymous call (no login): regular mode (`credentials` None; `from_` defaults to
         "anonymous") or token mode (the tokens name both parties: `from_`, when given, must
@@ -365,11 +367,20 @@ class Engine:
         The offer gathers its candidates with the ICE servers (TURN) the server gives for this
         call before it is made (`POST /v1/anonymous/ice-servers`); only a server too old for
         that lookup (404) leaves the offer to `anonymous_ice_servers`. Later offers (a media
-        restart) use the ICE servers of the call's response."""
+        restart) use the ICE servers of the call's response. `ca_file` and the development
+        switch are the TLS client options of `start()`, for a server with a private CA."""
         url = server_url or self._server_url
         if url is None:
             raise EngineError(Code.INVALID_PARAM, "no server url (start() or server_url=)")
-        anon = AnonymousSignaling(url, on_event=self._on_anonymous_event)
+        try:
+            anon = AnonymousSignaling(
+                url,
+                on_event=self._on_anonymous_event,
+                ca_file=ca_file,
+                insecure_skip_tls_verify_for_development=insecure_skip_tls_verify_for_development,
+            )
+        except ValueError as exc:  # an unreadable CA file, or both TLS options
+            raise EngineError(Code.INVALID_PARAM, str(exc)) from exc
         signaling = CallSignaling(anon.rest, list(self._anonymous_ice), anon)
         session = CallSession(
             self._ctx,

@@ -156,7 +156,13 @@ def place_anonymous(engine: EngineThread, options: TuiOptions, url: str, post: P
         post(Note("No callee: give --to NAME", error=True))
         return
     engine.make_anonymous(
-        to, credentials, from_=caller, audio=True, video=options.video, server_url=url
+        to,
+        credentials,
+        from_=caller,
+        audio=True,
+        video=options.video,
+        server_url=url,
+        **options.client_options,
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from softphone.engine import CallState
-from softphone.engine.events import CallReceive
+from softphone.engine.events import CallError, CallReceive
 from softphone.server.runner import RunningServer
 from softphone.server.services import SERVICES
 from tests.client.conftest import Servers
@@ -63,3 +63,32 @@ async def test_engines_call_over_https_and_wss(
     assert abs(await bob.ears.frequency() - 1000) < 50  # media flowed after wss signaling
     await alice.engine.end(a_id)
     await bob.events.state(received.call_id, CallState.ENDED)
+
+
+async def test_anonymous_call_over_https_with_a_private_ca(
+    tls_server: tuple[RunningServer, TestCA], parties: Parties
+) -> None:
+    """An anonymous caller trusts the server's private CA through ca_file, as a logged-in
+    engine does; without it the call fails saying which CA setting to give."""
+    server, ca = tls_server
+    server.app[SERVICES].store.add_user("desk", _HASH, True)
+    desk = parties.make(audio_in="tone:600")
+    await desk.engine.start(
+        server.url, "desk", lambda: PASSWORD, backoff=FAST, ca_file=str(ca.ca_file)
+    )
+    stranger = parties.make(audio_in="tone:1000")
+    s_id = await stranger.engine.make_anonymous("desk", server_url=server.url)
+    failed = await stranger.events.wait(CallError)
+    assert failed.call_id == s_id and "ca_file" in failed.error.message
+    await stranger.events.state(s_id, CallState.ENDED)
+
+    visitor = parties.make(audio_in="tone:1000")
+    v_id = await visitor.engine.make_anonymous(
+        "desk", from_="visitor", server_url=server.url, ca_file=str(ca.ca_file)
+    )
+    received = await desk.events.wait(CallReceive)
+    await desk.engine.answer(received.call_id)
+    await visitor.events.state(v_id, CallState.CONNECTED)
+    assert abs(await desk.ears.frequency() - 1000) < 50
+    await visitor.engine.end(v_id)
+    await desk.events.state(received.call_id, CallState.ENDED)
