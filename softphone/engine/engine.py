@@ -35,6 +35,7 @@ from softphone.engine.events import (
 )
 from softphone.engine.media_kit import MediaKit
 from softphone.engine.outbox import EndOutbox
+from softphone.engine.ringer import Ringer
 from softphone.engine.session import CallSession, CallSignaling
 from softphone.engine.sources import PATTERN, AudioProcessing, MediaSettings
 from softphone.protocol import frames
@@ -59,8 +60,10 @@ class Engine:
     `set_audio_output` and `set_camera` list and switch them, live calls included
     (`media:deviceChange`). `echo_cancellation` ("auto": microphones only, "on", "off"),
     `noise_suppression` and `auto_gain` say what audio processing calls get
-    (`AudioProcessing`); `set_audio_processing` changes it, live calls included. The other
-    options are `CallOptions`.
+    (`AudioProcessing`); `set_audio_processing` changes it, live calls included.
+    `start_ringing` / `stop_ringing` play the ring tone (`ring_sound`: "tone" or "wav:PATH")
+    on `ring_device` (an `audio_out` spec, "none" for no tone; None: the speaker's device),
+    see `Ringer`. The other options are `CallOptions`.
 
     An outage of the server does not end calls: their media goes on, a hang-up ends the call
     here at once and reaches the server when it is back (`outbox`), and a re-offer (hold,
@@ -89,6 +92,8 @@ class Engine:
         echo_cancellation: str = "auto",
         noise_suppression: bool = True,
         auto_gain: bool = True,
+        ring_device: str | None = None,
+        ring_sound: str = "tone",
     ) -> None:
         processing = AudioProcessing(
             echo_cancellation,  # type: ignore[arg-type]
@@ -129,6 +134,7 @@ class Engine:
             seen=self._seen,
         )
         self._devices = Devices(self.media, self._emit, self._live_sessions)
+        self.ringer = Ringer(self.media, self._emit, ring_device, ring_sound)
         self._anonymous_ice = list(anonymous_ice_servers or [])
         self._sessions: dict[str, CallSession] = {}
         self._by_server: dict[str, CallSession] = {}
@@ -152,6 +158,10 @@ class Engine:
     @property
     def camera(self) -> str:
         return self.media.camera
+
+    @property
+    def ringing(self) -> bool:
+        return self.ringer.ringing
 
     # -- events ------------------------------------------------------------------------------
 
@@ -236,6 +246,7 @@ class Engine:
 
     async def stop(self, timeout: float = 3.0) -> None:
         """End every live call (bounded in time), then leave the server."""
+        await self.ringer.stop()
         for session in list(self._sessions.values()):
             await session.shutdown(timeout)
         await self.outbox.stop()
@@ -438,7 +449,9 @@ class Engine:
         video: bool = False,
         video_size: tuple[int, int] = (640, 480),
     ) -> None:
-        """Answer an incoming call (Initiated or Ringing) → Connected."""
+        """Answer an incoming call (Initiated or Ringing) → Connected. Stops the ring tone
+        first: the call's speaker may be the ring device."""
+        await self.ringer.stop()
         await self.session(call_id).answer(audio=audio, video=video, video_size=video_size)
 
     async def reject(self, call_id: str) -> None:
@@ -509,6 +522,14 @@ class Engine:
 
     async def set_camera(self, spec: str) -> None:
         await self._devices.set_camera(spec)
+
+    async def start_ringing(self) -> None:
+        """Play the ring tone on the ring device until `stop_ringing` (or an answer); again:
+        no-op. A ring device that cannot be used gives `media:error` (device "ring")."""
+        await self.ringer.start()
+
+    async def stop_ringing(self) -> None:
+        await self.ringer.stop()
 
     async def set_audio_processing(
         self,

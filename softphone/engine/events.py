@@ -17,7 +17,7 @@ from softphone.engine.states import CallState
 
 TrackKind = Literal["audio", "video"]
 DtmfSource = Literal["signaled", "inband"]
-DeviceKind = Literal["audio_in", "audio_out", "camera"]
+DeviceKind = Literal["audio_in", "audio_out", "camera", "ring"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,6 +151,19 @@ class EngineThread:
             self.engine.set_audio_processing(echo_cancellation, noise_suppression, auto_gain)
         )
 
+    # -- the ring tone -------------------------------------------------------------------------
+
+    def start_ringing(self) -> None:
+        self._run_coro(self.engine.start_ringing())
+
+    def stop_ringing(self) -> None:
+        self._run_coro(self.engine.stop_ringing())
+
+    @property
+    def ringing(self) -> bool:
+        """Whether the ring tone plays now."""
+        return self._call_sync(lambda: self.engine.ringing)
+
     def get(self, call_id: str) -> Call:
         return self._call_sync(lambda: self.engine.get(call_id))
 

@@ -21,6 +21,7 @@ from softphone.media.audio import open_source as _open_source
 from softphone.media.dtmf import DtmfDetector
 from softphone.media.echo import EchoCanceller
 from softphone.media.errors import MediaUnavailable
+from softphone.media.ring import RingSource, open_ring_source
 from softphone.media.video import PatternSource, VideoSink, check_camera, open_video_source
 from softphone.media.viewer import Viewer
 
@@ -51,6 +52,8 @@ class MediaKit:
     # Echo cancellation, noise suppression, gain control for a call's microphone:
     # (echo_cancellation, noise_suppression, auto_gain_control) -> canceller; None: none.
     echo_canceller: Callable[[bool, bool, bool], EchoCanceller] | None = None
+    # The ring tone by sound spec ("tone", "wav:PATH"); None: incoming calls ring silently.
+    ring_source: Callable[[str], RingSource] | None = None
 
 
 def default_kit() -> MediaKit:
@@ -70,6 +73,7 @@ def default_kit() -> MediaKit:
         check_camera=check_camera,
         window=Viewer,
         echo_canceller=_echo_canceller,
+        ring_source=open_ring_source,
     )
 
 
