@@ -17,5 +17,7 @@ if [[ $# -eq 0 ]]; then
     pytest -q -p no:cacheprovider -n 2 --store postgres tests/server || status=$?
     echo "== pytest tests/server on PostgreSQL and Redis"
     pytest -q -p no:cacheprovider -n 2 --store postgres --bus redis tests/server || status=$?
+    echo "== pytest tests/client on PostgreSQL and Redis"
+    pytest -q -p no:cacheprovider -n 2 --store postgres --bus redis tests/client || status=$?
 fi
 exit $status
