@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from softphone.engine.call_media import CallMedia
-from softphone.engine.errors import EngineError, EngineErrorCode
-from softphone.engine.events import DeviceKind, EngineEvent, MediaDeviceChange
+from softphone.engine.errors import EngineError, EngineErrorCode, ErrorInfo
+from softphone.engine.events import DeviceKind, EngineEvent, MediaDeviceChange, MediaError
 from softphone.engine.sources import PATTERN, AudioProcessing, MediaSettings
 from softphone.media.audio import describe
 from softphone.media.devices import (
@@ -154,11 +154,12 @@ class Devices:
 
     # -- switching ---------------------------------------------------------------------------
 
-    async def set_audio_input(self, spec: str) -> None:
+    async def set_audio_input(self, spec: str, *, unplugged: str = "") -> None:
         """Send audio from `spec` (what `--audio-in` takes: a device name or index,
         "default", a WAV path, "tone", "tone:HZ", "silence"/"null") in new calls and, at once,
         in every live call. Raises EngineError (naming the spec and what is available) if it
-        cannot be used; then nothing changed."""
+        cannot be used; then nothing changed. `unplugged`: the device this replaces was
+        unplugged (for `media:deviceChange`)."""
         spec = _clean(spec)
         live = self._live(lambda m: m.source is not None)
         kit = self._media.kit
@@ -168,13 +169,13 @@ class Devices:
         self._media.audio_in = spec
         for (_call_id, media), source in zip(live, opened, strict=True):
             media.switch_input(source)
-        self._changed("audio_in", spec, describe(spec, "input"), live)
+        self._changed("audio_in", spec, describe(spec, "input"), live, unplugged)
 
-    async def set_audio_output(self, spec: str) -> None:
+    async def set_audio_output(self, spec: str, *, unplugged: str = "") -> None:
         """Play received audio on `spec` (what `--audio-out` takes: a device name or index,
         "default", a WAV path to record into, "null") in new calls and, at once, in every live
         call. Raises EngineError (naming the spec and what is available) if it cannot be used;
-        then nothing changed."""
+        then nothing changed. `unplugged` as for `set_audio_input`."""
         spec = _clean(spec)
         live = self._live(lambda m: m.sink is not None and m.sink_track is not None)
         kit = self._media.kit
@@ -183,7 +184,7 @@ class Devices:
         old_sinks = [
             media.switch_output(sink) for (_call_id, media), sink in zip(live, opened, strict=True)
         ]
-        self._changed("audio_out", spec, describe(spec, "output"), live)
+        self._changed("audio_out", spec, describe(spec, "output"), live, unplugged)
         for old in old_sinks:
             with contextlib.suppress(Exception):
                 await old.stop()
@@ -218,6 +219,26 @@ class Devices:
         for (_call_id, media), source in zip(live, opened, strict=True):
             media.switch_camera(source)
         self._changed("camera", spec, describe_camera(spec), live)
+
+    async def unplugged(self, kind: Literal["audio_in", "audio_out"], name: str) -> None:
+        """The device `kind` uses, `name`, was unplugged: move new and live calls to the
+        default device (the sound server may have moved our streams already, or dropped
+        them), and say so in a `media:error`. The calls go on either way."""
+        speaker = kind == "audio_out"
+        what = "Speaker" if speaker else "Microphone"
+        try:
+            if speaker:
+                await self.set_audio_output("default", unplugged=name)
+            else:
+                await self.set_audio_input("default", unplugged=name)
+        except EngineError as exc:
+            text = f"{what} {name!r} was unplugged; the default one cannot be used: {exc.message}"
+        else:
+            text = f"{what} {name!r} was unplugged: " + (
+                "playing on the default speaker" if speaker else "using the default microphone"
+            )
+        log.warning("%s", text)
+        self._emit(MediaError(ErrorInfo(Code.MEDIA_UNAVAILABLE, text), None, kind))
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -254,11 +275,16 @@ class Devices:
         return opened
 
     def _changed(
-        self, kind: DeviceKind, spec: str, label: str, live: Sequence[tuple[str, CallMedia]]
+        self,
+        kind: DeviceKind,
+        spec: str,
+        label: str,
+        live: Sequence[tuple[str, CallMedia]],
+        unplugged: str = "",
     ) -> None:
         ids = tuple(call_id for call_id, _ in live)
         log.info("%s is now %r (%s); switched calls: %s", kind, spec, label, ids or "none")
-        self._emit(MediaDeviceChange(kind, spec, label, ids))
+        self._emit(MediaDeviceChange(kind, spec, label, ids, unplugged))
 
 
 def _clean(spec: str) -> str:

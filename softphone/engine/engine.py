@@ -24,6 +24,7 @@ from softphone.client import events as client_events
 from softphone.client.session import PasswordProvider
 from softphone.engine.call import Call
 from softphone.engine.context import CallContext, CallOptions
+from softphone.engine.device_watch import DeviceWatch
 from softphone.engine.devices import DeviceList, Devices
 from softphone.engine.errors import EngineError, EngineErrorCode
 from softphone.engine.events import (
@@ -69,6 +70,10 @@ class Engine:
     here at once and reaches the server when it is back (`outbox`), and a re-offer (hold,
     video, media restart) waits `reoffer_wait` seconds for it, then fails leaving the call as
     it was.
+
+    `watch_devices`: where a PulseAudio or PipeWire server runs, devices plugged in or out
+    are `media:deviceListChange` events, and a call whose microphone or speaker went away
+    moves to the default one (`softphone.engine.device_watch`); off for tests and bots.
     """
 
     def __init__(
@@ -85,6 +90,7 @@ class Engine:
         inband_dtmf: bool = True,
         anonymous_ice_servers: list[IceServer] | None = None,
         show_video: bool = False,
+        watch_devices: bool = True,
         media_timeout: float = 20.0,
         media_dead_timeout: float = 10.0,
         auto_restart: bool = True,
@@ -134,6 +140,10 @@ class Engine:
             seen=self._seen,
         )
         self._devices = Devices(self.media, self._emit, self._live_sessions)
+        self._device_watch = (
+            DeviceWatch(self._devices, self.media, self._emit) if watch_devices else None
+        )
+        self._watch_devices()
         self.ringer = Ringer(self.media, self._emit, ring_device, ring_sound)
         self._anonymous_ice = list(anonymous_ice_servers or [])
         self._sessions: dict[str, CallSession] = {}
@@ -234,6 +244,7 @@ class Engine:
             **client_options,
         )
         self._client = client
+        self._watch_devices()
         self.outbox.start()
         await client.start()
         if wait:
@@ -246,6 +257,8 @@ class Engine:
 
     async def stop(self, timeout: float = 3.0) -> None:
         """End every live call (bounded in time), then leave the server."""
+        if self._device_watch is not None:
+            await self._device_watch.stop()
         await self.ringer.stop()
         for session in list(self._sessions.values()):
             await session.shutdown(timeout)
@@ -513,6 +526,18 @@ class Engine:
 
     async def list_devices(self, *, rescan: bool = False) -> DeviceList:
         return self._devices.list_devices(rescan=rescan)
+
+    @property
+    def watching_devices(self) -> bool:
+        """Devices plugged in or out are reported now (`watch_devices`, a sound server)."""
+        return self._device_watch is not None and self._device_watch.watching
+
+    def _watch_devices(self) -> None:
+        """Start the device watch once a loop runs (the engine may be built before one)."""
+        if self._device_watch is not None:
+            with contextlib.suppress(RuntimeError):  # no running loop yet: start() does it
+                asyncio.get_running_loop()
+                self._device_watch.start()
 
     async def set_audio_input(self, spec: str) -> None:
         await self._devices.set_audio_input(spec)

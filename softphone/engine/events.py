@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from softphone.client import events as client_events
 from softphone.engine.errors import ErrorInfo
 from softphone.engine.states import CallState
+
+if TYPE_CHECKING:
+    from softphone.engine.devices import DeviceList
+    from softphone.media.devices import AudioDevice
 
 TrackKind = Literal["audio", "video"]
 DtmfSource = Literal["signaled", "inband"]
@@ -154,6 +158,25 @@ class MediaDeviceChange:
     spec: str  # as given: a device name or index, a WAV path, "tone", "null", ...
     label: str  # readable, for a status line: "tone 440 Hz", the device's name, "file x.wav"
     call_ids: tuple[str, ...] = ()
+    # The device in use that was unplugged, when that made the change (to the default one;
+    # a `media:error` says so in words).
+    unplugged: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DevicesChanged:
+    """Sound devices were plugged in or out, or the system's default changed, as the sound
+    server (PulseAudio, PipeWire) reports them; only while the engine watches
+    (`Engine(watch_devices=True)`, where such a server runs). `devices` is the new listing,
+    as `list_devices` gives it; `added` and `removed` the devices that came and went; `lost`
+    those of `removed` that were in use: the engine moved to the default device
+    (`media:deviceChange` with `unplugged`) and said so in a `media:error`."""
+
+    name: ClassVar[str] = "media:deviceListChange"
+    devices: DeviceList
+    added: tuple[AudioDevice, ...] = ()
+    removed: tuple[AudioDevice, ...] = ()
+    lost: tuple[AudioDevice, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +228,7 @@ CallEvent = (
     | CallMuteChange
     | MediaLevels
     | MediaDeviceChange
+    | DevicesChanged
     | CallMediaConnectionChange
     | CallStatsReceived
     | CallDtmfReceived
@@ -247,6 +271,7 @@ __all__ = [
     "CallTrackEnded",
     "ConnectionEvent",
     "DeviceKind",
+    "DevicesChanged",
     "DtmfSource",
     "EngineCallback",
     "EngineEvent",

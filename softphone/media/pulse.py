@@ -18,13 +18,13 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Kind = Literal["input", "output"]
 PREFIX = "pulse:"
 PORTAUDIO_DEVICE = "pulse"  # the ALSA plugin's device, as PortAudio lists it
 _ENV = {"input": "PULSE_SOURCE", "output": "PULSE_SINK"}
-_CONNECT_TIMEOUT = 2.0
+CONNECT_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +50,16 @@ def list_pulse_devices() -> tuple[list[PulseDevice], str]:
         return [], f"no libpulse ({exc})"
     try:
         with pulsectl.Pulse("softphone-devices", connect=False) as pulse:
-            pulse.connect(autospawn=False, timeout=_CONNECT_TIMEOUT)
-            info = pulse.server_info()
-            sinks, sources = pulse.sink_list(), pulse.source_list()
+            pulse.connect(autospawn=False, timeout=CONNECT_TIMEOUT)
+            return read_devices(pulse), ""
     except Exception as exc:  # PulseError and friends: no server is not an error here
         return [], f"no PulseAudio or PipeWire server ({exc})"
+
+
+def read_devices(pulse: Any) -> list[PulseDevice]:
+    """The sinks and sources (monitors left out) of a connected `pulsectl.Pulse`."""
+    info = pulse.server_info()
+    sinks, sources = pulse.sink_list(), pulse.source_list()
     devices = [
         PulseDevice(s.name, s.description, "output", s.name == info.default_sink_name)
         for s in sinks
@@ -64,7 +69,7 @@ def list_pulse_devices() -> tuple[list[PulseDevice], str]:
         for s in sources
         if not s.name.endswith(".monitor")
     ]
-    return devices, ""
+    return devices
 
 
 def is_pulse(spec: str) -> bool:
@@ -110,11 +115,13 @@ def routed(device: PulseDevice) -> Iterator[str]:
 
 
 __all__ = [
+    "CONNECT_TIMEOUT",
     "PORTAUDIO_DEVICE",
     "PREFIX",
     "PulseDevice",
     "is_pulse",
     "list_pulse_devices",
+    "read_devices",
     "resolve",
     "routed",
 ]

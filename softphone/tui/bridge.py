@@ -13,6 +13,7 @@ from softphone.engine import Call, Engine
 from softphone.engine.events import (
     CallStatsReceived,
     ConnectionEvent,
+    DevicesChanged,
     EngineEvent,
     MediaDeviceChange,
 )
@@ -30,7 +31,11 @@ class Bridge:
         if isinstance(event, CallStatsReceived):
             return  # the app's stats poll posts what it fetched; this is the same data again
         call: Call | None = None
-        call_id = None if isinstance(event, ConnectionEvent | MediaDeviceChange) else event.call_id
+        call_id = (
+            None
+            if isinstance(event, ConnectionEvent | MediaDeviceChange | DevicesChanged)
+            else event.call_id
+        )
         if call_id is not None:
             try:
                 call = self._engine.get(call_id)
