@@ -34,6 +34,7 @@ from softphone.tui.messages import (
     StatsUpdated,
 )
 from softphone.tui.options import TuiOptions
+from softphone.tui.ring_tone import RingTone
 from softphone.tui.screens import LoginScreen, QuitScreen
 from softphone.tui.widgets.banner import Banner
 from softphone.tui.widgets.calls import CallsPane
@@ -96,6 +97,7 @@ class SoftphoneApp(App[None]):
         self._current: object = None  # the engine whose events count (the newest)
         self._ring_timer: Any = None
         self.bells = 0  # how often the bell rang (the terminal gives no way to ask)
+        self.ring_tone = RingTone(self)  # the engine's ring tone on the ring device
         self.actions = CallActions(self)
         self._engine_events: EngineEvents | None = None
 
@@ -472,6 +474,7 @@ class SoftphoneApp(App[None]):
             self.actions.answer(video=False)
             return
         self.bell()
+        self.ring_tone.call_rings()
         if isinstance(self.focused, Input) or self.focused is None:
             with contextlib.suppress(NoMatches):
                 self.set_focus(self.query_one("#answer_audio"))
@@ -491,6 +494,8 @@ class SoftphoneApp(App[None]):
 
     def ringing_changed(self) -> None:
         """An incoming call left the pane: stop ringing when none is left."""
+        if self.incoming_pane.first is None:
+            self.ring_tone.no_call_rings()
         if self.incoming_pane.first is None and self._ring_timer is not None:
             self._ring_timer.stop()
             self._ring_timer = None

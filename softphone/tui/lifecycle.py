@@ -35,6 +35,7 @@ def engine_options(options: TuiOptions) -> dict[str, Any]:
         "echo_cancellation": options.echo_cancellation,
         "noise_suppression": options.noise_suppression,
         "auto_gain": options.auto_gain,
+        "ring_device": options.ring_device or None,
         **options.engine_options,
     }
 

@@ -19,6 +19,9 @@ class TuiOptions:
     audio_in: str = "default"
     audio_out: str = "default"
     camera: str = "pattern"  # what video calls send: "pattern", "default", "/dev/videoN", "N"
+    # Where incoming calls ring: an audio_out spec, "none" (no ring tone; the bell still
+    # rings), or "" for the speaker's device.
+    ring_device: str = ""
     # Incoming calls: answered at once (audio) when no other call is live, or not rung here
     # at all (left to the caller's other devices, or to time out). Toggled in the palette.
     auto_answer: bool = False
