@@ -26,7 +26,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCRtpReceiver
 
 from softphone.engine.context import CallContext
-from softphone.engine.errors import EngineErrorCode, ErrorInfo
+from softphone.engine.errors import EngineError, EngineErrorCode, ErrorInfo
 from softphone.engine.events import (
     CallDtmfReceived,
     MediaError,
@@ -212,6 +212,23 @@ class CallMedia:
     def _open_window(self) -> None:
         if not self._ctx.options.show_video or self.window is not None:
             return
+        self.window = self._ctx.media.window(f"softphone: {self.party}")
+        if self.window is not None:
+            self.window.start()
+
+    async def show_window(self) -> None:
+        """Show the remote video in a new window when none shows it (the user closed it, or
+        it failed): a new viewer fed from the next frame on. Raises EngineError when the call
+        has no remote video or this kit has no windows."""
+        if self.video_sink is None or self.video_track is None:
+            raise EngineError(EngineErrorCode.INVALID_STATE, f"{self.party} sends no video to show")
+        if self._ctx.media.kit.window is None:
+            raise EngineError(EngineErrorCode.NOT_SUPPORTED, "no video windows here")
+        window = self.window
+        if window is not None and not window.notice and not window.window_closed:
+            return  # it shows already
+        await self._close_window()
+        self._window_noticed = False  # a new window: its own trouble is news again
         self.window = self._ctx.media.window(f"softphone: {self.party}")
         if self.window is not None:
             self.window.start()

@@ -493,6 +493,14 @@ class Engine:
     async def stop_video(self, call_id: str) -> None:
         await self.session(call_id).stop_video()
 
+    async def show_video(self, call_id: str) -> None:
+        """Show the call's remote video in a new window when none shows it (the user closed
+        it); EngineError when the call has none, or there are no windows here."""
+        session = self.session(call_id)
+        if session.terminal:
+            raise EngineError(Code.INVALID_STATE, f"the call {call_id!r} has ended")
+        await session.media.show_window()
+
     async def restart_media(self, call_id: str) -> None:
         await self.session(call_id).restart_media()
 

@@ -121,6 +121,9 @@ class EngineThread:
     def stop_video(self, call_id: str) -> None:
         self._run_coro(self.engine.stop_video(call_id))
 
+    def show_video(self, call_id: str) -> None:
+        self._run_coro(self.engine.show_video(call_id))
+
     def restart_media(self, call_id: str) -> None:
         self._run_coro(self.engine.restart_media(call_id))
 
