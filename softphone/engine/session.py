@@ -38,7 +38,6 @@ from softphone.engine.errors import EngineError, EngineErrorCode, ErrorInfo
 from softphone.engine.events import (
     CallDtmfReceived,
     CallError,
-    CallMediaConnectionChange,
     CallMuteChange,
     CallNewTrack,
     CallStart,
@@ -51,13 +50,11 @@ from softphone.engine.events import (
     TrackKind,
     Transition,
 )
-from softphone.engine.media_health import BAD, HealthChange, MediaHealth
+from softphone.engine.media_supervisor import MediaSupervisor
 from softphone.engine.outbox import refused
 from softphone.engine.peer import (
     Peer,
     TurnFailure,
-    candidate_count,
-    has_end_of_candidates,
     ice_ufrags,
     new_dtls_wanted,
 )
@@ -87,11 +84,6 @@ UNREACHABLE = "the server is unreachable; the call is unchanged"
 # Between tries of a re-offer the server did not take (it may be restarting).
 REOFFER_RETRY = 0.5
 MAX_EARLY_CANDIDATES = 100  # trickled candidates kept for a description not applied yet
-HEALTH_EVERY = 0.25  # seconds between looks at a call's media health
-# An automatic restart is tried at most this often; the callee waits this much longer than the
-# caller before trying, so both sides do not re-offer at once (glare).
-RESTART_SPACING = 4.0
-CALLEE_RESTART_DELAY = 1.5
 
 
 class _RemoteEnded(Exception):
@@ -169,16 +161,11 @@ class CallSession:
         self.muted = False
         self.media_state = "new"  # the peer connection's ICE state
         # What the call is made of.
-        # The call's media sees our frame counter (health) beside the engine's listeners.
-        self._frames = 0
-        media_ctx = dataclasses.replace(ctx, seen=self._seen_frame)
+        self._supervisor = MediaSupervisor(self, ctx)
+        # The call's media shows the supervisor its frames (health) before the engine's listeners.
+        media_ctx = dataclasses.replace(ctx, seen=self._supervisor.seen)
         self.media = CallMedia(call_id, self.remote_participant, media_ctx)
-        self.health = MediaHealth(stall_after=ctx.options.stall_after)
-        self._health_task: asyncio.Task[None] | None = None
         self._certificate: Any = None  # the DTLS certificate of every peer connection
-        self._last_restart = 0.0  # monotonic time of the last automatic restart
-        self._ice_restart: asyncio.Task[bool] | None = None  # an ICE restart's checks
-        self._restarting = False  # a media restart's negotiation is under way
         self._early_candidates: list[frames.CallCandidate] = []  # before their description
         self._candidates: asyncio.Queue[frames.CallCandidate] = asyncio.Queue()
         self._candidate_worker: asyncio.Task[None] | None = None
@@ -188,7 +175,6 @@ class CallSession:
         self._inbox: asyncio.Queue[frames.Notification] = asyncio.Queue()
         self._update_answer: asyncio.Future[str] | None = None
         self._ringing: asyncio.Task[None] | None = None
-        self._watched: Peer | None = None  # the peer connection the media watchdog waits on
         self._worker = ctx.spawn(self._work(), f"call {call_id}")
 
     # -- what it is --------------------------------------------------------------------------
@@ -552,7 +538,7 @@ class CallSession:
     async def _restart_locked(self) -> None:
         old = self.peer
         assert old is not None
-        self._set_restarting(True)
+        self._supervisor.set_restarting(True)
         try:
             if old.can_restart_ice:
                 done = await self._restart_ice(old)
@@ -560,7 +546,7 @@ class CallSession:
                     return
             await self._restart_transport(old, fresh_certificate=not old.can_restart_ice)
         finally:
-            self._set_restarting(False)
+            self._supervisor.set_restarting(False)
 
     async def _restart_ice(self, peer: Peer) -> bool:
         """An ICE restart that keeps the DTLS association; False when the far end answered
@@ -593,7 +579,7 @@ class CallSession:
         return True
 
     async def _ice_restarted(self, task: asyncio.Task[bool]) -> bool:
-        self._ice_restart = task
+        self._supervisor.ice_restart_started(task)
         try:
             async with asyncio.timeout(self._ctx.options.media_timeout):
                 return await asyncio.shield(task)
@@ -627,7 +613,7 @@ class CallSession:
             raise EngineError(Code.GENERIC, f"media restart failed: {exc}") from exc
         await old.close()
         await self._negotiated("media restarted")
-        self._watch_media()  # the new connection must come up in time too
+        self._supervisor.watch()  # the new connection must come up in time too
 
     async def _reoffer(
         self,
@@ -723,7 +709,7 @@ class CallSession:
         tracks: dict[str, Any] = {"audio": self.media.source, "video": self.media.video}
         restart = bool(ice_ufrags(sdp)) and not ice_ufrags(sdp) & ice_ufrags(old.remote_sdp)
         if restart and old.can_restart_ice and not new_dtls_wanted(old.remote_sdp, sdp):
-            self._set_restarting(True)
+            self._supervisor.set_restarting(True)
             try:
                 await old.prepare_ice_restart()
                 try:
@@ -736,10 +722,10 @@ class CallSession:
                 await self._negotiated("remote media restart")
                 await self.signaling.rest.update_answer(self._server_id(), answer)
             finally:
-                self._set_restarting(False)
+                self._supervisor.set_restarting(False)
             if task is not None:
-                self._ice_restart = task
-                task.add_done_callback(lambda _: self._check_health())
+                self._supervisor.ice_restart_started(task)
+                task.add_done_callback(lambda _: self._supervisor.check())
             return
         if restart:
             new = self._new_peer()
@@ -889,7 +875,7 @@ class CallSession:
             await peer.add_candidate(frame.candidate, frame.sdp_mid, frame.sdp_mline_index)
         except Exception as exc:  # one bad or late candidate does not end the call
             log.info("call %s: trickled candidate not taken: %s", self.id, exc)
-        self._check_health()
+        self._supervisor.check()
 
     async def _apply_early_candidates(self) -> None:
         """A remote description was applied: the candidates kept for it go in now (those of
@@ -914,7 +900,7 @@ class CallSession:
         transition = Transition(reason, status_code)
         self._ctx.emit(CallStateChange(self.id, previous, transition, state, error))
         if state == S.CONNECTED:
-            self._watch_media()
+            self._supervisor.watch()
 
     async def _negotiated(self, reason: str) -> None:
         """Both descriptions are applied: announce tracks, move the sinks, and take the hold
@@ -922,7 +908,7 @@ class CallSession:
         peer = self.peer
         assert peer is not None
         self._sync_tracks(peer)
-        await self.media.follow(peer.remote_tracks(), peer.receiver_of, self._listening)
+        await self.media.follow(peer.remote_tracks(), peer.receiver_of, self.listening)
         previous = self.previous()
         self.local_hold, self.remote_hold = peer.local_hold, peer.remote_hold
         self._apply_silence()
@@ -952,7 +938,7 @@ class CallSession:
                     mine[track_id] = _kind(raw)
                     self._ctx.emit(CallNewTrack(self.id, track_id, _kind(raw), local))
 
-    def _listening(self) -> bool:
+    def listening(self) -> bool:
         """Whether remote audio should be arriving now (for the gap watch)."""
         return self.state == S.CONNECTED and not self.local_hold and not self.remote_hold
 
@@ -968,11 +954,11 @@ class CallSession:
             if self.peer is not peer:
                 return  # an old peer connection after restart_media
             self.media_state = state
-            self._check_health()
+            self._supervisor.check()
 
         def connection_changed(previous: str, state: str) -> None:
             if self.peer is peer:
-                self._check_health()
+                self._supervisor.check()
 
         def turn_failed(failure: TurnFailure) -> None:
             # At once, naming the server: a wrong secret is the user's (or admin's) to fix.
@@ -1000,161 +986,15 @@ class CallSession:
             why = f"no media path: {described}; no other address to offer"
             raise EngineError(Code.MEDIA_UNAVAILABLE, why)
 
-    def _seen_frame(self, call_id: str, frame: Any) -> None:
-        self._frames += 1
-        self._ctx.seen(call_id, frame)
+    # -- what the media supervisor may ask ----------------------------------------------------
 
-    # -- media health ------------------------------------------------------------------------
+    async def restart_media_locked(self) -> None:
+        """`restart_media` for a caller that holds `lock` already."""
+        await self._restart_locked()
 
-    def _flow_counts(self) -> dict[str, tuple[str, int]]:
-        """What arrived and was decoded so far per remote track we can count."""
-        counts: dict[str, tuple[str, int]] = {}
-        media = self.media
-        for track_id, kind in self.remote_tracks.items():
-            if kind == "audio" and media.receive is not None:
-                stats = media.receive.stats()
-                counts[track_id] = ("audio", stats.played + stats.fec)
-            elif kind == "video" and media.video_sink is not None:
-                counts[track_id] = ("video", self._frames)
-        return counts
-
-    def _set_restarting(self, restarting: bool) -> None:
-        self._restarting = restarting
-        self._check_health()
-
-    def _check_health(self) -> HealthChange | None:
-        """Look at the media now; report a change at once (never raises)."""
-        if self.terminal:
-            return None
-        peer = self.peer
-        health = self.health
-        if peer is None:
-            return None
-        try:
-            turn = [f.describe() for f in peer.turn_failures]
-            # The ICE state as its callback reported it (media_state) for the current peer.
-            health.transport(self.media_state, peer.connection_state, peer.dtls_failure, turn)
-            remote = peer.remote_sdp
-            if remote and not candidate_count(remote) and has_end_of_candidates(remote):
-                health.path_note = "the other party offered no address to reach it"
-            task = self._ice_restart
-            health.set_restarting(self._restarting or (task is not None and not task.done()))
-            health.flows(self._flow_counts(), self._listening() and not health.restarting)
-            change = health.update()
-        except Exception:
-            log.exception("call %s: media health check failed", self.id)
-            return None
-        if change is not None:
-            self._report_health(change)
-        return change
-
-    def _report_health(self, change: HealthChange) -> None:
-        self._ctx.emit(
-            CallMediaConnectionChange(
-                self.id,
-                change.previous,
-                change.state,
-                ice=change.ice,
-                connection=change.connection,
-                reason=change.reason,
-            )
-        )
-        if change.state in BAD and change.reason:
-            self._ctx.emit(MediaError(ErrorInfo(Code.MEDIA_UNAVAILABLE, change.reason), self.id))
-        if change.state == "failed" and self.established:
-            # ICE or DTLS failed for good on this connection: during setup nothing can be
-            # recovered (a fingerprint that does not match, no path), and after it aioice
-            # declares ICE failed only once consent has failed for 30 s, long after the media
-            # stalled (restarted then) and beyond `media_dead_timeout`.
-            if self.health.dtls_failure is not None:
-                reason = change.reason or "the secure media connection (DTLS) failed"
-            else:
-                reason = f"media connection failed (ICE): {change.reason}"
-            self._ctx.spawn(self._end_for_media(reason, self.peer), f"media failed {self.id}")
-
-    async def _end_for_media(self, reason: str, peer: Peer | None = None) -> None:
-        async with self.lock:
-            if self.terminal or (peer is not None and self.peer is not peer):
-                return
-            await self._fail(EngineError(Code.MEDIA_UNAVAILABLE, reason))
-
-    async def _health_loop(self) -> None:
-        """While the call lives: look at the media every HEALTH_EVERY; media dead (failed,
-        stalled) is restarted (`auto_restart`), and ended past `media_dead_timeout`."""
-        options = self._ctx.options
-        started_dead = 0.0
-        while not self.terminal:
-            await asyncio.sleep(HEALTH_EVERY)
-            self._check_health()
-            health = self.health
-            dead = health.dead_for()
-            if not dead or health.state not in BAD | {"restarting"}:
-                started_dead = 0.0
-                continue
-            if not started_dead:
-                started_dead = time.monotonic()
-            if dead > options.media_dead_timeout:
-                why = health.reason or "the media stopped"
-                await self._end_for_media(f"no media for {options.media_dead_timeout:g} s: {why}")
-                return
-            if options.auto_restart and health.state in BAD and not self.lock.locked():
-                wait = CALLEE_RESTART_DELAY if self.direction == "incoming" else 0.0
-                now = time.monotonic()
-                if now - started_dead >= wait and now - self._last_restart >= RESTART_SPACING:
-                    self._last_restart = now
-                    self._ctx.spawn(self._auto_restart(), f"media restart {self.id}")
-
-    async def _auto_restart(self) -> None:
-        """Restart dead media, within what is left of `media_dead_timeout` (a far end that
-        never answers the re-offer must not hold the call past it)."""
-        try:
-            async with self.lock:
-                if self.terminal or self.state != S.CONNECTED or self.health.state not in BAD:
-                    return
-                left = self._ctx.options.media_dead_timeout - self.health.dead_for()
-                log.info("call %s: restarting the media (%s)", self.id, self.health.reason)
-                async with asyncio.timeout(max(left, 0.5)):
-                    await self._restart_locked()
-        except TimeoutError:
-            log.info("call %s: automatic media restart: no answer in time", self.id)
-        except EngineError as exc:
-            log.info("call %s: automatic media restart failed: %s", self.id, exc.info.message)
-        except Exception:
-            log.exception("call %s: automatic media restart failed", self.id)
-
-    def _watch_media(self) -> None:
-        """Both descriptions are applied: the media connection must come up in time (aiortc
-        never reports a failure when there is no candidate pair at all: it does not even
-        start ICE), and its health is watched for the rest of the call."""
-        if self._health_task is None:
-            self._health_task = self._ctx.spawn(self._health_loop(), f"media health {self.id}")
-        self._check_health()
-        peer = self.peer
-        if peer is None or self._watched is peer:
-            return
-        self._watched = peer
-        self._ctx.spawn(self._media_watchdog(peer), f"media watchdog {self.id}")
-
-    async def _media_watchdog(self, peer: Peer) -> None:
-        timeout = self._ctx.options.media_timeout
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.terminal or self.peer is not peer or peer.closed:
-                return
-            if peer.connection_state == "connected":
-                return
-            await asyncio.sleep(0.2)
-        async with self.lock:
-            if self.terminal or self.peer is not peer:
-                return
-            if peer.connection_state == "connected":
-                return
-            if peer.ice_state in ("connected", "completed"):
-                why = "the secure media connection (DTLS) did not complete its handshake"
-            else:
-                why = self.health.no_path_reason()
-            why = f"no media connection after {timeout:g} s ({why})"
-            await self._fail(EngineError(Code.GENERIC, why))
+    async def end_with(self, error: EngineError) -> None:
+        """End the call with `error` (the caller holds `lock`)."""
+        await self._fail(error)
 
     # -- the end -----------------------------------------------------------------------------
 
@@ -1171,9 +1011,10 @@ class CallSession:
             waiter.set_exception(_RemoteEnded())
         if self.peer is not None:
             await self.peer.close()
-        for task in (self._health_task, self._candidate_worker):
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
+        self._supervisor.stop()
+        task = self._candidate_worker
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
         await self.media.release()
         if self.signaling.anonymous is not None:
             with contextlib.suppress(Exception):
