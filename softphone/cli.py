@@ -17,11 +17,14 @@ from pathlib import Path
 from softphone import __version__
 from softphone.config import (
     CAMERA_SPECS,
+    RING_DEVICE_SPECS,
     Config,
     ConfigError,
+    key_location,
     load_config,
     resolve_config_path,
     valid_camera,
+    valid_ring_device,
 )
 
 PASSWORD_ENV = "SOFTPHONE_PASSWORD"
@@ -69,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--video", action="store_true", default=None, help="offer video on calls")
     tui.add_argument("--audio-in", metavar="SPEC", help="microphone (see softphone devices)")
     tui.add_argument("--audio-out", metavar="SPEC", help="speaker (see softphone devices)")
+    tui.add_argument(
+        "--ring-device",
+        metavar="SPEC",
+        help="where incoming calls ring: a speaker spec, or none (default: the speaker's device)",
+    )
     tui.add_argument(
         "--camera",
         metavar="SPEC",
@@ -411,9 +419,11 @@ def _tui_password(config: Config, server_url: str, user: str) -> str | None:
     return getpass.getpass(f"password for {user} on {server_url}: ")
 
 
-def _check_audio(spec: str, kind: str) -> None:
+def _check_audio(spec: str, kind: str, flag: str = "", special: str = "") -> None:
     """Refuse a device that is not there before the TUI starts, naming the ones that are.
-    "default" is always accepted: with no sound card the TUI says it sends silence."""
+    "default" is always accepted: with no sound card the TUI says it sends silence. `flag`:
+    where the spec came from, for the message (default: --audio-in / --audio-out); `special`:
+    the valid specs that are not devices."""
     head = spec.strip().partition(":")[0]
     if spec.strip() in ("default", "silence", "null") or head == "tone":
         return
@@ -426,12 +436,33 @@ def _check_audio(spec: str, kind: str) -> None:
     except (MediaUnavailable, ValueError) as exc:
         way = "max_input_channels" if kind == "input" else "max_output_channels"
         there = [d.spec or d.name for d in list_audio_devices() if getattr(d, way) > 0]
-        special = "tone, tone:HZ, silence, wav:PATH" if kind == "input" else "null, wav:PATH"
+        special = special or (
+            "tone, tone:HZ, silence, wav:PATH" if kind == "input" else "null, wav:PATH"
+        )
         valid = ", ".join(repr(x) for x in ["default", *there]) + f"; or {special}"
-        flag = "--audio-in" if kind == "input" else "--audio-out"
+        flag = flag or ("--audio-in" if kind == "input" else "--audio-out")
         raise Fail(
             f"softphone: {flag} {spec}: {str(exc).rstrip('.')}. Valid: {valid}", EXIT_USAGE
         ) from exc
+
+
+def _ring_device(args: argparse.Namespace, configured: str) -> str:
+    """--ring-device, else [client] ring_device (already checked for its form when read),
+    checked like --audio-out: a device that is not there stops the start, naming the ones
+    that are. "" and "none" need no device."""
+    if args.ring_device is None:
+        spec = configured
+        path = resolve_config_path(args.config)
+        where = "key 'client.ring_device'"
+        where = f"{key_location(path, ['client', 'ring_device'])}: {where}" if path else where
+    else:
+        spec = args.ring_device
+        where = "--ring-device"
+        if not valid_ring_device(spec):
+            raise Fail(f"softphone: --ring-device {spec}: must be {RING_DEVICE_SPECS}", EXIT_USAGE)
+    if spec not in ("", "none"):
+        _check_audio(spec, "output", where, "none, null, wav:PATH")
+    return spec
 
 
 def _tls_client_options(config: Config) -> dict[str, object]:
@@ -467,6 +498,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     audio_out = args.audio_out or client.audio_out
     _check_audio(audio_in, "input")
     _check_audio(audio_out, "output")
+    ring_device = _ring_device(args, client.ring_device)
     password = None if anonymous else _tui_password(config, server_url, user)
     log_file = Path(
         args.log_file
@@ -504,6 +536,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
             audio_in=audio_in,
             audio_out=audio_out,
             camera=camera,
+            ring_device=ring_device,
             echo_cancellation=client.echo_cancellation,
             noise_suppression=client.noise_suppression,
             auto_gain=client.auto_gain,

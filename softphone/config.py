@@ -99,6 +99,7 @@ class ClientSection(Section):
     audio_out: str = "default"
     video: bool = False
     camera: str = "pattern"
+    ring_device: str = ""  # where incoming calls ring; "": the speaker's device
     echo_cancellation: str = "auto"
     noise_suppression: bool = True
     auto_gain: bool = True
@@ -135,6 +136,21 @@ def valid_camera(spec: str) -> bool:
     """Whether `spec` names a camera the way the engine's `camera=` option takes it (whether
     that camera exists is found out when a call opens it)."""
     return spec in ("pattern", "default") or spec.isdigit() or spec.startswith("/")
+
+
+RING_DEVICE_SPECS = (
+    '"" (the speaker\'s device), "none" (no ring tone), "default", "null", a sound device '
+    'name or index, "pulse:DESCRIPTION" (see softphone devices) or wav:PATH'
+)
+
+
+def valid_ring_device(spec: str) -> bool:
+    """Whether `spec` can name a ring device (whether that device exists is checked when the
+    softphone starts): an output spec, not a sound source such as "tone"."""
+    head = spec.strip().partition(":")[0]
+    if spec != spec.strip() or head == "tone" or spec == "wav:":
+        return False
+    return not (spec.startswith("pulse:") and not spec.removeprefix("pulse:").strip())
 
 
 class ConfigError(Exception):
@@ -208,6 +224,16 @@ def _describe(exc: msgspec.ValidationError, text: str, source: str) -> str:
     line = _find_line(text, path)
     where = f"{source}:{line}" if line else source
     return f"{where}: key '{_dotted(path) or '(top level)'}': {hint}"
+
+
+def key_location(path: Path, keys: list[str | int]) -> str:
+    """Where a key of a config file is, for a message about its value found later (a device
+    that is not there): "PATH:LINE", or just the path."""
+    try:
+        line = _find_line(path.read_text(encoding="utf-8"), keys)
+    except OSError:
+        line = None
+    return f"{path}:{line}" if line else str(path)
 
 
 def _find_line(text: str, path: list[str | int]) -> int | None:
@@ -288,6 +314,8 @@ def _check_values(config: Config, text: str, source: str) -> None:
             fail(["store", name], "must be greater than 0")
     if not valid_camera(config.client.camera):
         fail(["client", "camera"], f"must be {CAMERA_SPECS}")
+    if not valid_ring_device(config.client.ring_device):
+        fail(["client", "ring_device"], f"must be {RING_DEVICE_SPECS}")
     if config.client.echo_cancellation not in ECHO_CANCELLATION:
         fail(["client", "echo_cancellation"], 'must be "auto", "on" or "off"')
     if config.turn.urls and not config.turn.secret_file:
