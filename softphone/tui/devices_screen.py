@@ -6,6 +6,7 @@ you hear yourself back)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, OptionList
@@ -82,6 +84,20 @@ class DevicesScreen(ModalScreen[None]):
     def __init__(self, devices: DeviceList) -> None:
         super().__init__()
         self._devices = devices
+
+    def show_devices(self, devices: DeviceList) -> None:
+        """Devices were plugged in or out while the screen is open: list them anew, with
+        focus on the same list."""
+        self._devices = devices
+        focused = self.focused.id if self.focused is not None else None
+
+        async def again() -> None:
+            await self.recompose()
+            if focused:
+                with contextlib.suppress(NoMatches):
+                    self.query_one(f"#{focused}").focus()
+
+        self.call_later(again)
 
     def compose(self) -> ComposeResult:
         d = self._devices

@@ -26,6 +26,7 @@ from softphone.engine.events import (
     CallStart,
     CallStateChange,
     CallTrackEnded,
+    DevicesChanged,
     EngineEvent,
     MediaDeviceChange,
     MediaError,
@@ -119,6 +120,8 @@ class EngineEvents:
                 self._say(presenter.remote_audio(party, arriving=True))
             case MediaDeviceChange():
                 self._device_changed(event)
+            case DevicesChanged():
+                self._devices_changed(event)
             case client_events.WsChange(state=state, reason=reason, retry_in=retry_in):
                 self._connection_changed(state, reason or "", retry_in)
             case client_events.AuthError(error=error):
@@ -191,6 +194,8 @@ class EngineEvents:
         self, view: CallView | None, party: str, kind: str, local: bool, started: bool
     ) -> None:
         if not local:
+            if kind == "video" and view is not None:
+                view.receiving_video = started
             self._say(presenter.remote_track(party, kind, started))
         elif kind == "video" and view is not None:
             view.sending_video = started
@@ -209,7 +214,8 @@ class EngineEvents:
         )
 
     def _device_changed(self, event: MediaDeviceChange) -> None:
-        self._say(presenter.device_changed(event))
+        if not event.unplugged:  # else the media:error that follows says it, and why
+            self._say(presenter.device_changed(event))
         status = self._app.status
         mic, spk = status.devices_in_use
         if event.kind == "audio_in":
@@ -272,21 +278,38 @@ class EngineEvents:
             app.show_selected()
             app.refresh_bindings()
 
+    def _devices_changed(self, event: DevicesChanged) -> None:
+        """Plugged in or out: one line each, the status line and an open Devices screen
+        follow. A device in use that went (`lost`) has its own media:error line."""
+        for device in event.added:
+            self._say(presenter.device_plugged(device.name, device.max_output_channels > 0, True))
+        for device in event.removed:
+            if device not in event.lost:
+                output = device.max_output_channels > 0
+                self._say(presenter.device_plugged(device.name, output, False))
+        self._show_devices(event.devices)
+        screen = self._app.screen
+        if isinstance(screen, DevicesScreen):
+            screen.show_devices(event.devices)
+
     # -- device listings -----------------------------------------------------------------------
 
-    def devices(self, devices: DeviceList, pick: bool) -> None:
-        app = self._app
+    def _show_devices(self, devices: DeviceList) -> None:
         self._devices = devices
         self.camera_label = devices.camera_label or devices.camera
         mic = devices.audio_in_label or devices.audio_in
         spk = devices.audio_out_label or devices.audio_out
-        app.status.set_devices(
+        self._app.status.set_devices(
             mic,
             spk,
             presenter.honest_devices(
                 mic, spk, devices.problem, devices.audio_in, devices.audio_out
             ),
         )
+
+    def devices(self, devices: DeviceList, pick: bool) -> None:
+        app = self._app
+        self._show_devices(devices)
         if pick:
             app.push_screen(DevicesScreen(devices))
         elif devices.problem and not presenter.synthetic(devices.audio_in, devices.audio_out):

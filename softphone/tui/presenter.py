@@ -62,6 +62,7 @@ class CallView:
 
     call: Call
     sending_video: bool = False
+    receiving_video: bool = False  # their video arrives (the video window can show it)
     connected_at: float | None = None
     # What the user just asked for and the engine has not confirmed yet ("muting…").
     pending: str = ""
@@ -330,6 +331,12 @@ def device_changed(event: MediaDeviceChange) -> Line:
     moved = len(event.call_ids)
     calls = f" ({moved} live call{'s' if moved != 1 else ''} moved)" if moved else ""
     return Line(f"{DEVICE_NAMES.get(event.kind, event.kind)}: now {event.label}{calls}")
+
+
+def device_plugged(name: str, output: bool, plugged: bool) -> Line:
+    """A device came or went (the sound server said so): "Speaker 'USB headset' plugged in"."""
+    what = DEVICE_NAMES["audio_out" if output else "audio_in"]
+    return Line(f"{what} {name!r} {'plugged in' if plugged else 'unplugged'}")
 
 
 # -- the server connection -----------------------------------------------------------------------
