@@ -39,6 +39,11 @@ class ServerSection(Section):
     max_devices_per_user: int = 5
     max_body_bytes: int = 65536
     max_frame_bytes: int = 65536
+    # Below HTTP: open connections per client address (trusted proxies exempt; loopback too
+    # unless limit_loopback_connections), and what may wait to be sent on one websocket.
+    max_connections_per_address: int = 64
+    limit_loopback_connections: bool = False
+    max_websocket_queue_bytes: int = 1 << 20
     tls_cert_file: str = ""
     tls_key_file: str = ""
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
@@ -284,6 +289,8 @@ def _check_values(config: Config, text: str, source: str) -> None:
         "max_devices_per_user",
         "max_body_bytes",
         "max_frame_bytes",
+        "max_connections_per_address",
+        "max_websocket_queue_bytes",
         "resume_buffer",
         "subscription_max_expires",
     ):

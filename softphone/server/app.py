@@ -61,6 +61,7 @@ def build_services(config: Config, store: Storage) -> Services:
             ping_interval=server.ping_interval,
             max_frame_bytes=server.max_frame_bytes,
             max_devices=server.max_devices_per_user,
+            max_queue_bytes=server.max_websocket_queue_bytes,
         )
         calls = CallService(
             store,
@@ -95,6 +96,10 @@ def build_services(config: Config, store: Storage) -> Services:
     metrics.gauges["websocket_queued_bytes"] = (
         "Bytes waiting in websocket send queues.",
         lambda: hub.queued_bytes,
+    )
+    metrics.gauges["websocket_queue_high_water_bytes"] = (
+        "The most bytes one websocket send queue has held since the server started.",
+        lambda: hub.queue_watermark.high,
     )
     metrics.counters["websocket_slow_consumers_total"] = (
         "Websockets closed (4003) because their send queue overflowed.",

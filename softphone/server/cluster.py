@@ -58,6 +58,7 @@ def cluster_parts(
         ping_interval=server.ping_interval,
         max_frame_bytes=server.max_frame_bytes,
         max_devices=server.max_devices_per_user,
+        max_queue_bytes=server.max_websocket_queue_bytes,
     )
     timers = SharedTimers(bus)
     timers.handle("lost", hub.device_lost)

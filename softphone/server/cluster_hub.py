@@ -36,7 +36,12 @@ from softphone.protocol.frames import (
 )
 from softphone.server.auth import Sessions, bearer_token
 from softphone.server.bus import RedisBus, with_seq
-from softphone.server.connection import CLOSE_TIMEOUT, Connection
+from softphone.server.connection import (
+    CLOSE_TIMEOUT,
+    SEND_QUEUE_BYTES,
+    Connection,
+    QueueWatermark,
+)
 from softphone.server.doorbells import Doorbells
 from softphone.server.errors import ApiError
 from softphone.server.hub import Hub, Subscription
@@ -73,6 +78,7 @@ class ClusterHub(Hub):
         ping_interval: float,
         max_frame_bytes: int,
         max_devices: int,
+        max_queue_bytes: int = SEND_QUEUE_BYTES,
     ) -> None:
         # Not Hub.__init__: it would load every subscription into this process.
         self._store = store
@@ -85,6 +91,8 @@ class ClusterHub(Hub):
         self.ping_interval = ping_interval
         self._max_frame = max_frame_bytes
         self._max_devices = max_devices
+        self._max_queue_bytes = max_queue_bytes
+        self.queue_watermark = QueueWatermark()
         self._subs: dict[str, Subscription] = {}  # the subscriptions whose socket is here
         self._by_session: dict[str, Subscription] = {}
         self._by_user: dict[str, dict[str, Subscription]] = {}

@@ -53,6 +53,19 @@ class ReplyBudget:
         return True
 
 
+class QueueWatermark:
+    """The most bytes any one send queue held beyond its welcome and replay: what an operator
+    sizes `max_websocket_queue_bytes` by (a queue that drains at once never shows in the
+    current total)."""
+
+    def __init__(self) -> None:
+        self.high = 0
+
+    def saw(self, queued: int) -> None:
+        if queued > self.high:
+            self.high = queued
+
+
 class Connection:
     """The sending side of one websocket, and its close."""
 
@@ -65,6 +78,7 @@ class Connection:
         *,
         max_frames: int = SEND_QUEUE_FRAMES,
         max_bytes: int = SEND_QUEUE_BYTES,
+        watermark: QueueWatermark | None = None,
     ) -> None:
         """`first` (welcome and a replay, up to a whole resume buffer) is queued on top of the
         bounds, so a resume is never cut short by its own replay."""
@@ -77,6 +91,8 @@ class Connection:
         self._bytes = sum(map(len, first))
         self._max_frames = max_frames + len(first)
         self._max_bytes = max_bytes + self._bytes
+        self._first_bytes = self._bytes
+        self._watermark = watermark or QueueWatermark()
         self._wake = asyncio.Event()
         self._close_code: int | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -105,6 +121,7 @@ class Connection:
             return False
         self._items.append(data)
         self._bytes += len(data)
+        self._watermark.saw(self._bytes - self._first_bytes)
         self._wake.set()
         return True
 

@@ -36,7 +36,12 @@ from softphone.protocol.frames import (
     Welcome,
 )
 from softphone.server.auth import Sessions, bearer_token
-from softphone.server.connection import CLOSE_TIMEOUT, Connection
+from softphone.server.connection import (
+    CLOSE_TIMEOUT,
+    SEND_QUEUE_BYTES,
+    Connection,
+    QueueWatermark,
+)
 from softphone.server.errors import ApiError
 from softphone.server.storage import Storage
 from softphone.server.store_rows import Session, SubscriptionRow
@@ -79,6 +84,7 @@ class Hub:
         ping_interval: float,
         max_frame_bytes: int,
         max_devices: int,
+        max_queue_bytes: int = SEND_QUEUE_BYTES,
     ) -> None:
         self._store = store
         self._sessions = sessions
@@ -87,6 +93,8 @@ class Hub:
         self.ping_interval = ping_interval
         self._max_frame = max_frame_bytes
         self._max_devices = max_devices
+        self._max_queue_bytes = max_queue_bytes
+        self.queue_watermark = QueueWatermark()
         self._subs: dict[str, Subscription] = {}
         self._by_session: dict[str, Subscription] = {}
         self._by_user: dict[str, dict[str, Subscription]] = {}
@@ -417,7 +425,14 @@ class Hub:
             self.slow_consumers += 1
             self._detach(sub, connection)
 
-        connection = Connection(ws, transport, first_frames, overflowed)
+        connection = Connection(
+            ws,
+            transport,
+            first_frames,
+            overflowed,
+            max_bytes=self._max_queue_bytes,
+            watermark=self.queue_watermark,
+        )
         sub.connection = connection
         sub.detached_at = None
         return connection

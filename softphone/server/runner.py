@@ -11,11 +11,7 @@ from aiohttp import web
 
 from softphone.config import Config
 from softphone.server.app import build_app, trusted_proxies
-from softphone.server.connection_guard import (
-    CONNECTIONS_PER_ADDRESS,
-    ConnectionGuard,
-    request_log,
-)
+from softphone.server.connection_guard import ConnectionGuard, request_log
 from softphone.server.tls import server_ssl_context
 
 log = logging.getLogger("softphone.server")
@@ -68,9 +64,10 @@ async def start_server(
     port: int | None = None,
     *,
     header_timeout: float = HEADER_TIMEOUT,
-    connections_per_address: int = CONNECTIONS_PER_ADDRESS,
-    cap_loopback: bool = False,
+    connections_per_address: int | None = None,
+    cap_loopback: bool | None = None,
 ) -> RunningServer:
+    """`connections_per_address` and `cap_loopback` override the config's (tests)."""
     tls: ssl.SSLContext | None = None
     if config.server.tls_cert_file:
         tls = server_ssl_context(config.server.tls_cert_file, config.server.tls_key_file)
@@ -87,10 +84,11 @@ async def start_server(
     host = host or config.server.host
     assert runner.server is not None
     # Our own listening socket rather than a TCPSite: its protocol factory is the guard.
+    server = config.server
     guard = ConnectionGuard(
         runner.server,
-        connections_per_address,
-        cap_loopback=cap_loopback,
+        connections_per_address or server.max_connections_per_address,
+        cap_loopback=server.limit_loopback_connections if cap_loopback is None else cap_loopback,
         exempt=trusted_proxies(config).trusts,
     )
     listener = await asyncio.get_running_loop().create_server(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
 from softphone.config import Config
@@ -79,6 +80,34 @@ async def test_connections_per_address_are_capped(serve: Start) -> None:
         held_writer.close()
     await asyncio.gather(*(r.read() for r, _ in held))
     assert await healthy(server)  # the address's allowance is back once they closed
+
+
+async def test_the_connection_cap_is_configured(config: Config) -> None:
+    """[server] max_connections_per_address, and limit_loopback_connections for a server
+    whose clients all come from loopback (tests, or a proxy whose clients are not told apart)."""
+    limited = msgspec.structs.replace(
+        config.server, max_connections_per_address=3, limit_loopback_connections=True
+    )
+    server = await start_server(msgspec.structs.replace(config, server=limited), "127.0.0.1", 0)
+    try:
+        held = [await open_raw("127.0.0.1", server.port) for _ in range(3)]
+        reader, writer = await open_raw("127.0.0.1", server.port)
+        assert (await reader.read()).startswith(b"HTTP/1.1 429 ")
+        writer.close()
+        for _, held_writer in held:
+            held_writer.close()
+    finally:
+        await server.stop()
+    # The default: loopback is not limited.
+    server = await start_server(config, "127.0.0.1", 0)
+    try:
+        held = [await open_raw("127.0.0.1", server.port) for _ in range(70)]
+        assert await healthy(server)
+        assert server.guard is not None and server.guard.refused == 0
+        for _, held_writer in held:
+            held_writer.close()
+    finally:
+        await server.stop()
 
 
 async def test_malformed_requests_log_one_line_without_traceback(
