@@ -190,6 +190,19 @@ class CallActions:
                 call_id,
             )
 
+    def show_video(self) -> None:
+        """Open the selected call's video window again (the user closed it)."""
+        view = self._selected()
+        if view is None:
+            return
+        call_id, party, app = view.call.id, view.party, self._app
+
+        def show(engine: EngineThread) -> None:
+            engine.show_video(call_id)
+            app.call_from_thread(app.say, f"Showing {party}'s video in a window.")
+
+        self.run(f"show the video of {party}", show)
+
     def dtmf(self, digit: str) -> None:
         view = self._app.selected_view
         if view is None or not view.live:

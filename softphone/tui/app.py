@@ -64,6 +64,7 @@ _BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("h", "hold", "Hold"),
     Binding("m", "mute", "Mute"),
     Binding("v", "video", "Video"),
+    Binding("w", "show_video", "Window"),
     Binding("s", "switch_call", "Switch"),
     # Not in the footer (it fits 80 columns with a call's keys): the dial box says it.
     Binding("d", "focus_dial", "Dial", show=False),
@@ -439,6 +440,8 @@ class SoftphoneApp(App[None]):
             return view is not None and view.established
         if action in ("video", "dtmf"):
             return view is not None and view.connected
+        if action == "show_video":
+            return view is not None and view.connected and view.receiving_video
         if action == "switch_call":
             return sum(1 for v in self.views.values() if v.live) > 1
         return True
@@ -542,6 +545,9 @@ class SoftphoneApp(App[None]):
     def action_video(self, send: bool | None = None) -> None:
         self.actions.video(send)
 
+    def action_show_video(self) -> None:
+        self.actions.show_video()
+
     def action_dtmf(self, digit: str) -> None:
         self.actions.dtmf(digit)
 
@@ -616,6 +622,11 @@ class SoftphoneApp(App[None]):
                 "Video off",
                 "Stop sending video on the selected call",
                 partial(self.action_video, False),
+            ),
+            (
+                "Show video",
+                "Open the selected call's video window again (after you closed it)",
+                self.action_show_video,
             ),
             ("Switch call", "Select the next live call", self.action_switch_call),
             (
