@@ -52,12 +52,8 @@ from softphone.engine.events import (
 )
 from softphone.engine.media_supervisor import MediaSupervisor
 from softphone.engine.outbox import refused
-from softphone.engine.peer import (
-    Peer,
-    TurnFailure,
-    ice_ufrags,
-    new_dtls_wanted,
-)
+from softphone.engine.peer import Peer, TurnFailure
+from softphone.engine.restart import MediaRestart, is_restart
 from softphone.engine.states import (
     ESTABLISHED,
     TERMINAL,
@@ -65,6 +61,7 @@ from softphone.engine.states import (
     CallState,
     check_transition,
 )
+from softphone.engine.trickle import Trickle
 from softphone.protocol import frames
 from softphone.protocol.errors import ErrorCode
 from softphone.protocol.models import CallInfo, IceServer
@@ -83,7 +80,6 @@ Offer = Callable[[str], Awaitable[CallInfo]]
 UNREACHABLE = "the server is unreachable; the call is unchanged"
 # Between tries of a re-offer the server did not take (it may be restarting).
 REOFFER_RETRY = 0.5
-MAX_EARLY_CANDIDATES = 100  # trickled candidates kept for a description not applied yet
 
 
 class _RemoteEnded(Exception):
@@ -166,9 +162,8 @@ class CallSession:
         media_ctx = dataclasses.replace(ctx, seen=self._supervisor.seen)
         self.media = CallMedia(call_id, self.remote_participant, media_ctx)
         self._certificate: Any = None  # the DTLS certificate of every peer connection
-        self._early_candidates: list[frames.CallCandidate] = []  # before their description
-        self._candidates: asyncio.Queue[frames.CallCandidate] = asyncio.Queue()
-        self._candidate_worker: asyncio.Task[None] | None = None
+        self._trickle = Trickle(self, ctx, self._supervisor.check)
+        self._restarts = MediaRestart(self, self._supervisor, self._trickle, ctx.options)
         self.peer: Peer | None = None
         self.lock = asyncio.Lock()
         self._remote_offer = remote_offer  # an incoming call's offer, until answered
@@ -253,7 +248,7 @@ class CallSession:
                 finally:
                     # Made even when `prepare` failed (it gathers nothing until an offer), so a
                     # refused call reports its media closed like any call that failed to start.
-                    peer = self.peer = self._new_peer()
+                    peer = self.peer = self.new_peer()
                 source = self.media.open_audio() if self.media_offered.audio else None
                 self._apply_silence()
                 peer.add_track("audio", source)
@@ -282,9 +277,9 @@ class CallSession:
         except Exception as exc:
             await self._fail(EngineError(Code.ANSWER_MISMATCH, f"bad answer: {exc}"))
             return
-        await self._apply_early_candidates()
+        await self._trickle.apply_early()
         self._transition(S.CONNECTED, "answered")
-        await self._negotiated("answered")
+        await self.negotiated("answered")
 
     # -- receiving a call --------------------------------------------------------------------
 
@@ -323,7 +318,7 @@ class CallSession:
         async with self.lock:
             self._check(allowed, "answer")
             assert self._remote_offer is not None
-            peer = self.peer = self._new_peer()
+            peer = self.peer = self.new_peer()
             try:
                 tracks: dict[str, Any] = {}
                 if audio:
@@ -333,7 +328,7 @@ class CallSession:
                     self.media.video = tracks["video"] = self.media.open_video(video_size)
                 sdp = await peer.answer(self._remote_offer, tracks)
                 self._check_reachable(peer)
-                await self._apply_early_candidates()
+                await self._trickle.apply_early()
                 await self.signaling.rest.answer(self._server_id(), sdp)
             except client_errors.ServerError as exc:
                 if exc.code in _NOT_OURS:
@@ -347,7 +342,7 @@ class CallSession:
                 raise EngineError(Code.GENERIC, f"answer failed: {exc}") from exc
             self._remote_offer = None
             self._transition(S.CONNECTED, "answered")
-            await self._negotiated("answered")
+            await self.negotiated("answered")
 
     async def reject(self) -> None:
         """Decline an incoming call; both sides end (reason `rejected`)."""
@@ -522,98 +517,13 @@ class CallSession:
         """Restart the call's media under the same call id (`call:mediaConnectionChange`
         `restarting`, then back to `connected`).
 
-        Where our DTLS association still works, an ICE restart on the same peer connection:
-        new ICE credentials and candidates, the same DTLS association and certificate (what
-        Firefox expects: it never starts a new handshake on an ICE restart; Chromium and our
-        engine accept it too). A far end that answers with another fingerprint or tls-id
-        made a new DTLS association: we follow on a new peer connection. Where our DTLS
-        association is gone (failed, closed), a new peer connection with a new certificate:
-        a changed fingerprint is what every stack takes as "new association" (RFC 8842).
-        Returns once the new path is up (or raises)."""
+        An ICE restart that keeps the DTLS association where it still works, else a new peer
+        connection (`MediaRestart`, engine/restart.py). Returns once the new path is up (or
+        raises)."""
         self._check(ESTABLISHED, "restart media on")
         async with self.lock:
             self._check(ESTABLISHED, "restart media on")
-            await self._restart_locked()
-
-    async def _restart_locked(self) -> None:
-        old = self.peer
-        assert old is not None
-        self._supervisor.set_restarting(True)
-        try:
-            if old.can_restart_ice:
-                done = await self._restart_ice(old)
-                if done:
-                    return
-            await self._restart_transport(old, fresh_certificate=not old.can_restart_ice)
-        finally:
-            self._supervisor.set_restarting(False)
-
-    async def _restart_ice(self, peer: Peer) -> bool:
-        """An ICE restart that keeps the DTLS association; False when the far end answered
-        with a new one (the caller then moves to a new peer connection)."""
-        try:
-            await peer.prepare_ice_restart()
-            offer = await peer.create_offer()
-            answer = await self._exchange(offer.sdp)
-        except BaseException as exc:
-            await peer.abandon_ice_restart()
-            if isinstance(exc, EngineError | asyncio.CancelledError):
-                raise
-            raise EngineError(Code.GENERIC, f"media restart failed: {exc}") from exc
-        if new_dtls_wanted(peer.remote_sdp, answer):
-            log.info("call %s: the far end made a new DTLS association", self.id)
-            await peer.abandon_ice_restart()
-            return False
-        try:
-            await peer.apply_local(offer)
-            await peer.apply_answer(answer)
-        except Exception as exc:
-            await peer.abandon_ice_restart()
-            await self._fail(EngineError(Code.ANSWER_MISMATCH, f"bad restart answer: {exc}"))
-            raise EngineError(Code.GENERIC, f"media restart failed: {exc}") from exc
-        task = peer.start_ice_restart()
-        await self._apply_early_candidates()
-        await self._negotiated("media restarted")
-        if task is not None and not await self._ice_restarted(task):
-            raise EngineError(Code.GENERIC, "media restart: ICE found no working path")
-        return True
-
-    async def _ice_restarted(self, task: asyncio.Task[bool]) -> bool:
-        self._supervisor.ice_restart_started(task)
-        try:
-            async with asyncio.timeout(self._ctx.options.media_timeout):
-                return await asyncio.shield(task)
-        except TimeoutError:
-            return False
-
-    async def _restart_transport(self, old: Peer, *, fresh_certificate: bool) -> None:
-        """Renegotiate on a new peer connection: same sending tracks, hold direction and
-        header-extension ids; the old connection closes once the answer is applied."""
-        new = self._new_peer(fresh_certificate=fresh_certificate)
-        new.set_hold(old.local_hold)
-        new.add_track("audio", self.media.source)
-        if self.media.video is not None or old.has_kind("video"):
-            new.add_track("video", self.media.video)
-        # The old connection must stop using the call's tracks before the far end sees the
-        # re-offer: Chrome closes the old DTLS association then, and aiortc's sender stops
-        # its track on the way out (the new connection then sent nothing).
-        old.detach_tracks()
-        try:
-            offer = await new.create_offer([old.remote_sdp, old.local_sdp])
-            self.peer = new
-            answer = await self._exchange(offer.sdp)
-            await new.apply_answer(answer)
-            await self._apply_early_candidates()
-        except BaseException as exc:
-            self.peer = old
-            await new.close()
-            old.reattach_tracks({"audio": self.media.source, "video": self.media.video})
-            if isinstance(exc, EngineError | asyncio.CancelledError):
-                raise
-            raise EngineError(Code.GENERIC, f"media restart failed: {exc}") from exc
-        await old.close()
-        await self._negotiated("media restarted")
-        self._supervisor.watch()  # the new connection must come up in time too
+            await self._restarts.restart()
 
     async def _reoffer(
         self,
@@ -635,7 +545,7 @@ class CallSession:
                     offer = await peer.create_offer()
                     # POST first, so a refused re-offer (glare) leaves nothing to roll back;
                     # our offer becomes the local description once the server took it.
-                    answer = await self._exchange(offer.sdp)
+                    answer = await self.exchange(offer.sdp)
                     await peer.apply_local(offer)
                     await peer.apply_answer(answer)
                 except client_errors.ServerError as exc:
@@ -653,12 +563,12 @@ class CallSession:
                     await self._fail(exc)
                     raise EngineError(Code.GENERIC, f"{reason} failed: {exc}") from exc
                 else:
-                    await self._negotiated(reason)
+                    await self.negotiated(reason)
                     return
             attempt += 1
             await asyncio.sleep(delay)
 
-    async def _exchange(self, sdp: str) -> str:
+    async def exchange(self, sdp: str) -> str:
         """POST a re-offer and wait for the other party's answer (glare raises ServerError)."""
         waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._update_answer = waiter
@@ -700,54 +610,21 @@ class CallSession:
             await asyncio.sleep(min(REOFFER_RETRY, left))
 
     async def _remote_update(self, sdp: str) -> None:
-        """The other party re-offered: answer it. New ICE credentials mean a media restart:
-        an ICE restart on this peer connection where the far end keeps its DTLS association
-        (same fingerprint and tls-id) and ours still works, else a new peer connection (with
-        the call's certificate: the far end knows its fingerprint)."""
+        """The other party re-offered: answer it (new ICE credentials: a media restart)."""
         old = self.peer
         assert old is not None
-        tracks: dict[str, Any] = {"audio": self.media.source, "video": self.media.video}
-        restart = bool(ice_ufrags(sdp)) and not ice_ufrags(sdp) & ice_ufrags(old.remote_sdp)
-        if restart and old.can_restart_ice and not new_dtls_wanted(old.remote_sdp, sdp):
-            self._supervisor.set_restarting(True)
-            try:
-                await old.prepare_ice_restart()
-                try:
-                    answer = await old.answer(sdp, tracks)
-                except BaseException:
-                    await old.abandon_ice_restart()
-                    raise
-                task = old.start_ice_restart()
-                await self._apply_early_candidates()
-                await self._negotiated("remote media restart")
-                await self.signaling.rest.update_answer(self._server_id(), answer)
-            finally:
-                self._supervisor.set_restarting(False)
-            if task is not None:
-                self._supervisor.ice_restart_started(task)
-                task.add_done_callback(lambda _: self._supervisor.check())
+        if is_restart(old.remote_sdp, sdp):
+            await self._restarts.answer(sdp)
             return
-        if restart:
-            new = self._new_peer()
-            new.set_hold(old.local_hold)
-            self.peer = new
-            try:
-                answer = await new.answer(sdp, tracks)
-                await self._apply_early_candidates()
-            except BaseException:
-                self.peer = old
-                await new.close()
-                raise
-            reason = "remote media restart"
-        else:
-            answer = await old.answer(sdp, tracks)
-            reason = "remote update"
+        answer = await old.answer(sdp, {"audio": self.media.source, "video": self.media.video})
         # Our view changes before the answer goes out, so it is current by the time the other
         # party's operation completes.
-        await self._negotiated(reason)
-        await self.signaling.rest.update_answer(self._server_id(), answer)
-        if restart:
-            await old.close()
+        await self.negotiated("remote update")
+        await self.send_update_answer(answer)
+
+    async def send_update_answer(self, sdp: str) -> None:
+        """Our answer to the other party's re-offer."""
+        await self.signaling.rest.update_answer(self._server_id(), sdp)
 
     # -- mute, DTMF, statistics --------------------------------------------------------------
 
@@ -806,13 +683,7 @@ class CallSession:
             self._ctx.emit(CallDtmfReceived(self.id, frame.digits, "signaled"))
             return
         if isinstance(frame, frames.CallCandidate):
-            # Not behind the lock: an operation under way (our media restart waiting for its
-            # new path, say) needs the other party's candidates now.
-            self._candidates.put_nowait(frame)
-            if self._candidate_worker is None:
-                self._candidate_worker = self._ctx.spawn(
-                    self._take_candidates(), f"candidates {self.id}"
-                )
+            self._trickle.deliver(frame)  # not behind the lock (see engine/trickle.py)
             return
         ending = isinstance(frame, frames.CallEnded | frames.CallCancelled | frames.CallRejected)
         if ending and waiter is not None and not waiter.done():
@@ -849,41 +720,6 @@ class CallSession:
             case frames.CallUpdate(sdp=sdp) if self.established:
                 await self._remote_update(sdp)
 
-    # -- trickled candidates (protocol v1 extension) -----------------------------------------
-
-    async def _take_candidates(self) -> None:
-        while not self.terminal:
-            frame = await self._candidates.get()
-            await self._remote_candidate(frame)
-
-    async def _remote_candidate(self, frame: frames.CallCandidate) -> None:
-        """The other party's trickled candidate: added to the peer connection once it has the
-        description the candidate belongs to (same ICE ufrag), kept until then (an offer not
-        answered yet, a re-offer's answer not applied yet)."""
-        peer = self.peer
-        if self.terminal:
-            return
-        pending = peer is None or peer.remote_sdp is None or peer.closed
-        if not pending and frame.ufrag:
-            assert peer is not None
-            pending = frame.ufrag not in ice_ufrags(peer.remote_sdp)
-        if pending:
-            self._early_candidates = [*self._early_candidates[-(MAX_EARLY_CANDIDATES - 1) :], frame]
-            return
-        assert peer is not None
-        try:
-            await peer.add_candidate(frame.candidate, frame.sdp_mid, frame.sdp_mline_index)
-        except Exception as exc:  # one bad or late candidate does not end the call
-            log.info("call %s: trickled candidate not taken: %s", self.id, exc)
-        self._supervisor.check()
-
-    async def _apply_early_candidates(self) -> None:
-        """A remote description was applied: the candidates kept for it go in now (those of
-        other ICE credentials stay kept)."""
-        early, self._early_candidates = self._early_candidates, []
-        for frame in early:
-            await self._remote_candidate(frame)
-
     # -- transitions and media after each negotiation ----------------------------------------
 
     def _transition(
@@ -902,7 +738,7 @@ class CallSession:
         if state == S.CONNECTED:
             self._supervisor.watch()
 
-    async def _negotiated(self, reason: str) -> None:
+    async def negotiated(self, reason: str) -> None:
         """Both descriptions are applied: announce tracks, move the sinks, and take the hold
         flags (→ On Hold / Connected) from the peer connection."""
         peer = self.peer
@@ -945,7 +781,7 @@ class CallSession:
     def _apply_silence(self) -> None:
         self.media.set_silent(self.muted or self.local_hold)
 
-    def _new_peer(self, *, fresh_certificate: bool = False) -> Peer:
+    def new_peer(self, *, fresh_certificate: bool = False) -> Peer:
         """A peer connection of this call: the call's DTLS certificate (the first
         connection's) unless `fresh_certificate`; its state changes feed the media health."""
         peer: Peer
@@ -990,7 +826,7 @@ class CallSession:
 
     async def restart_media_locked(self) -> None:
         """`restart_media` for a caller that holds `lock` already."""
-        await self._restart_locked()
+        await self._restarts.restart()
 
     async def end_with(self, error: EngineError) -> None:
         """End the call with `error` (the caller holds `lock`)."""
@@ -1012,9 +848,7 @@ class CallSession:
         if self.peer is not None:
             await self.peer.close()
         self._supervisor.stop()
-        task = self._candidate_worker
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
+        self._trickle.stop()
         await self.media.release()
         if self.signaling.anonymous is not None:
             with contextlib.suppress(Exception):
