@@ -37,6 +37,7 @@ local description before `setLocalDescription` (asks the far end for FEC).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import fractions
 import threading
@@ -77,6 +78,7 @@ class AudioReceiveStream:
         self._detach: Callable[[], None] | None = None
         self._first_packet_at: float | None = None
         self._first_audio_at: float | None = None
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     def attach(self, receiver: RTCRtpReceiver) -> None:
         """Take this audio receiver's Opus packets (once; `detach` first to move it)."""
@@ -94,6 +96,7 @@ class AudioReceiveStream:
         with self._lock:
             if self._first_packet_at is None:
                 self._first_packet_at = packet.arrival
+                self._wake_waiters()
             self._buffer.put(
                 packet.seq,
                 packet.timestamp,
@@ -103,6 +106,30 @@ class AudioReceiveStream:
                 packet_samples(packet.payload),
             )
 
+    def _wake_waiters(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            # RuntimeError: that loop is closed, its waiter gone with it.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, future)
+
+    async def wait_first_packet(self, timeout: float) -> bool:
+        """Whether a packet has come, waiting up to `timeout` seconds for the first one."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._first_packet_at is not None:
+                return True
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, future))
+        try:
+            await asyncio.wait_for(future, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock, contextlib.suppress(ValueError):
+                self._waiters.remove((loop, future))
+
     def pull(self, samples: int, now: float | None = None) -> Pcm:
         """The next `samples` of audio to play, played from `now` (default: the clock)."""
         when = self._clock() if now is None else now
@@ -111,6 +138,11 @@ class AudioReceiveStream:
             if self._first_audio_at is None and self._buffer.stats.played > 0:
                 self._first_audio_at = when
         return pcm
+
+    @property
+    def has_packet(self) -> bool:
+        """Whether any packet has come yet."""
+        return self._first_packet_at is not None
 
     def stats(self) -> ReceiveStats:
         with self._lock:
@@ -123,11 +155,19 @@ class AudioReceiveStream:
             )
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class PulledTrack(MediaStreamTrack):
     """An audio track that pulls 20 ms from a stream on its own monotonic clock.
 
     For sinks that have no clock of their own. It never runs ahead of real time; a consumer
     that falls behind gets the blocks it missed at once (as a device would have played them).
+    Until the stream's first packet the clock has no phase worth keeping: the first packet
+    moves the next pull to its arrival, so the call's first audio does not wait up to a block
+    for the next tick (a device's clock cannot do this; its blocks are 10 ms).
     """
 
     kind = "audio"
@@ -145,7 +185,12 @@ class PulledTrack(MediaStreamTrack):
             self._start = now
         due = self._start + self._sent / SAMPLE_RATE
         if due > now:
-            await asyncio.sleep(due - now)
+            if self._stream.has_packet:
+                await asyncio.sleep(due - now)
+            elif await self._stream.wait_first_packet(due - now):
+                now = time.monotonic()
+                due = min(due, now)
+                self._start = due - self._sent / SAMPLE_RATE
         pcm = self._stream.pull(self._block, max(due, now))
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE

@@ -167,6 +167,30 @@ async def test_delay_comes_back_down_after_a_spike(call: Call) -> None:
     assert after.resets == 0  # and handled without resetting the stream
 
 
+async def test_the_first_packet_is_pulled_when_it_comes_not_at_the_next_tick() -> None:
+    """A PulledTrack's clock has no phase to keep before audio comes: the first packet moves
+    the pull to its arrival. A 5 s block makes the tick unmistakable: without this, the second
+    recv() would come 5 s after the first."""
+    from aiortc.codecs.opus import OpusEncoder
+
+    from softphone.media._aiortc_audio import RtpAudioPacket
+    from tests.media.test_opus import encode, tone
+
+    stream = AudioReceiveStream()
+    track = PulledTrack(stream, block=5 * SAMPLE_RATE)
+    first = await track.recv()  # due at once: silence, nothing has come
+    assert not np.any(first.to_ndarray())
+    second = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0.05)
+    assert not second.done()  # waiting for the tick (or a packet)
+    payload = encode(tone(0.02), OpusEncoder())[0]
+    stream.put(RtpAudioPacket(1, 960, 7, payload, time.monotonic()))
+    frame = await asyncio.wait_for(second, 2.5)
+    assert stream.stats().played == 1
+    assert frame.pts == 5 * SAMPLE_RATE
+    assert await stream.wait_first_packet(0.0)
+
+
 async def test_video_and_double_taps_are_refused() -> None:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
