@@ -37,7 +37,8 @@ from softphone.engine.events import (
 from softphone.engine.media_kit import MediaKit
 from softphone.engine.outbox import EndOutbox
 from softphone.engine.ringer import Ringer
-from softphone.engine.session import CallSession, CallSignaling
+from softphone.engine.session import CallSession
+from softphone.engine.signaling import CallSignaling
 from softphone.engine.sources import PATTERN, AudioProcessing, MediaSettings
 from softphone.protocol import frames
 from softphone.protocol.errors import ErrorCode

@@ -26,10 +26,8 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from softphone.client import AnonymousSignaling, RestClient, SignalingClient
 from softphone.client import errors as client_errors
 from softphone.engine.call import Call, Direction
 from softphone.engine.call_media import CallMedia
@@ -51,9 +49,9 @@ from softphone.engine.events import (
     Transition,
 )
 from softphone.engine.media_supervisor import MediaSupervisor
-from softphone.engine.outbox import refused
 from softphone.engine.peer import Peer, TurnFailure
 from softphone.engine.restart import MediaRestart, is_restart
+from softphone.engine.signaling import CallSignaling
 from softphone.engine.states import (
     ESTABLISHED,
     TERMINAL,
@@ -64,7 +62,7 @@ from softphone.engine.states import (
 from softphone.engine.trickle import Trickle
 from softphone.protocol import frames
 from softphone.protocol.errors import ErrorCode
-from softphone.protocol.models import CallInfo, IceServer
+from softphone.protocol.models import CallInfo
 
 log = logging.getLogger("softphone.engine")
 
@@ -77,45 +75,10 @@ _NOT_OURS = frozenset(
     {ErrorCode.WRONG_STATE, ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN, ErrorCode.NOT_IN_CALL}
 )
 Offer = Callable[[str], Awaitable[CallInfo]]
-UNREACHABLE = "the server is unreachable; the call is unchanged"
-# Between tries of a re-offer the server did not take (it may be restarting).
-REOFFER_RETRY = 0.5
 
 
 class _RemoteEnded(Exception):
     """The call ended remotely while an operation waited on the other party."""
-
-
-@dataclass(eq=False)
-class CallSignaling:
-    """How a call reaches the server: the REST client of the user's session (or of an
-    anonymous call's own channel) and the ICE servers its peer connections use.
-
-    A user's call also has its `device` (whose channel tells whether the server is reachable
-    now, and when it is again) and `remember_end(server_id, reason)`, the engine's outbox for
-    ends the server could not be told yet."""
-
-    rest: RestClient
-    ice: list[IceServer] = field(default_factory=list)
-    anonymous: AnonymousSignaling | None = None
-    device: SignalingClient | None = None
-    remember_end: Callable[[str, str], None] | None = None
-
-    @property
-    def connected(self) -> bool:
-        return self.device is None or self.device.connected
-
-    async def wait_connected(self, timeout: float) -> bool:
-        """Whether the channel is (or comes) up within `timeout` seconds."""
-        if self.device is None or self.device.connected:
-            return True
-        if timeout <= 0:
-            return False
-        try:
-            await self.device.wait_connected(timeout)
-        except (TimeoutError, client_errors.ClientError):
-            return False
-        return True
 
 
 class CallSession:
@@ -395,24 +358,8 @@ class CallSession:
             await self._finish(S.ENDED, reason, "ended locally", local=True)
 
     async def _tell_end(self, reason: str, timeout: float | None = None) -> None:
-        """Tell the server we ended the call. An end it cannot take now (no channel, no
-        answer, a 5xx) goes to the engine's outbox, which delivers it once the server is back;
-        the call ends here at once either way. A refusal means it had ended there already."""
-        sid = self.server_id
-        if sid is None:
-            return
-        remember = self.signaling.remember_end
-        if remember is not None and not self.signaling.connected:
-            remember(sid, reason)  # do not make the user wait for a server that is down
-            return
-        try:
-            async with asyncio.timeout(timeout):
-                await self.signaling.rest.end(sid)
-        except (client_errors.ClientError, TimeoutError) as exc:
-            if refused(exc) or remember is None:
-                log.info("call %s: end not taken by the server: %s", self.id, exc)
-            else:
-                remember(sid, reason)
+        if self.server_id is not None:
+            await self.signaling.tell_end(self.id, self.server_id, reason, timeout)
 
     async def shutdown(self, timeout: float) -> None:
         """The engine stops: end the call (bounded in time); a call that only rings is left
@@ -573,7 +520,9 @@ class CallSession:
         waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._update_answer = waiter
         try:
-            await self._post_update(sdp)
+            await self.signaling.post_update(
+                self.id, self._server_id(), sdp, self._ctx.options.reoffer_wait
+            )
             async with asyncio.timeout(self._ctx.options.update_timeout):
                 return await waiter
         except _RemoteEnded as exc:
@@ -582,32 +531,6 @@ class CallSession:
             self._update_answer = None
             if not waiter.done():
                 waiter.cancel()
-
-    async def _post_update(self, sdp: str) -> None:
-        """POST a re-offer once the server can take it: a server that is down (restarting,
-        say) gets `reoffer_wait` seconds to come back, then the re-offer fails with
-        SIGNALING_UNAVAILABLE and nothing applied, so the caller rolls back and the call goes
-        on as it was (its media does not need the server)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._ctx.options.reoffer_wait
-        while True:
-            if not await self.signaling.wait_connected(deadline - loop.time()):
-                raise EngineError(Code.SIGNALING_UNAVAILABLE, UNREACHABLE)
-            try:
-                await self.signaling.rest.update(self._server_id(), sdp)
-                return
-            except client_errors.ServerError as exc:
-                if not exc.transient:
-                    raise  # glare and real refusals are the caller's to handle
-                failure: client_errors.ClientError = exc
-            except client_errors.ServerUnreachable as exc:
-                failure = exc
-            left = deadline - loop.time()
-            log.info("call %s: re-offer not taken (%s); %.1f s left", self.id, failure, left)
-            if left <= 0:
-                raise EngineError(Code.SIGNALING_UNAVAILABLE, UNREACHABLE) from failure
-            # The channel may not have noticed the outage yet: pace the next try.
-            await asyncio.sleep(min(REOFFER_RETRY, left))
 
     async def _remote_update(self, sdp: str) -> None:
         """The other party re-offered: answer it (new ICE credentials: a media restart)."""
@@ -908,4 +831,4 @@ def _error_info(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(Code.UNKNOWN, f"{type(exc).__name__}: {exc}")
 
 
-__all__ = ["DTMF_CHARS", "CallSession", "CallSignaling"]
+__all__ = ["DTMF_CHARS", "CallSession"]
