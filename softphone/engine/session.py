@@ -5,7 +5,10 @@ A session owns the call's state (what `Call` snapshots show), its signaling hand
 its worker, and every transition. Each operation reads top to bottom here: `start_outgoing`,
 `ring`, `answer`, `reject`, `ignore`, `end`, `hold`, `unhold`, `start_video`, `stop_video`,
 `restart_media`, `mute`, `send_dtmf`, `get_stats`; the other party's actions arrive as
-notifications through `deliver`.
+notifications through `deliver`. The mechanics they hand over live beside it: watching the
+media (`MediaSupervisor`), restarting it (`MediaRestart`) and the other party's trickled
+candidates (`Trickle`), each seeing the call only through a protocol of its module's, and
+talking to the server (`CallSignaling`).
 
 Serialisation: operations run under `lock`, one at a time; notifications are queued and
 handled in order by the worker under the same lock. Two notifications bypass the queue so an
