@@ -26,7 +26,7 @@ from softphone.server.calls import CallService
 from softphone.server.cluster import cluster_parts, open_bus, shared_store
 from softphone.server.forwarded import TrustedProxies, parse_networks
 from softphone.server.http import error_middleware
-from softphone.server.hub import Hub
+from softphone.server.hub import Hub, HubLimits
 from softphone.server.ice import IceProvider
 from softphone.server.metrics import METRICS_KEY, Metrics
 from softphone.server.ratelimit import Limiter, RateLimiter
@@ -53,16 +53,7 @@ def build_services(config: Config, store: Storage) -> Services:
     limits: tuple[Limiter, Limiter, Limiter]
     if bus is None:
         sessions = Sessions(store, server.session_ttl)
-        hub = Hub(
-            store,
-            sessions,
-            resume_window=server.resume_window,
-            resume_buffer=server.resume_buffer,
-            ping_interval=server.ping_interval,
-            max_frame_bytes=server.max_frame_bytes,
-            max_devices=server.max_devices_per_user,
-            max_queue_bytes=server.max_websocket_queue_bytes,
-        )
+        hub = Hub(store, sessions, HubLimits.of(server))
         calls = CallService(
             store,
             hub,

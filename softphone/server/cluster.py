@@ -12,6 +12,7 @@ from softphone.server.bus import RedisBus
 from softphone.server.call_table import SharedCalls, SharedTimers
 from softphone.server.calls import CallService
 from softphone.server.cluster_hub import ClusterHub
+from softphone.server.hub import HubLimits
 from softphone.server.ratelimit import Limiter, SharedRateLimiter
 from softphone.server.storage import SharedStore, Storage
 
@@ -49,17 +50,7 @@ def cluster_parts(
 ) -> tuple[Sessions, ClusterHub, CallService, tuple[Limiter, Limiter, Limiter]]:
     server, rates = config.server, config.rate_limits
     sessions = Sessions(store, server.session_ttl, shared=store)
-    hub = ClusterHub(
-        store,
-        sessions,
-        bus,
-        resume_window=server.resume_window,
-        resume_buffer=server.resume_buffer,
-        ping_interval=server.ping_interval,
-        max_frame_bytes=server.max_frame_bytes,
-        max_devices=server.max_devices_per_user,
-        max_queue_bytes=server.max_websocket_queue_bytes,
-    )
+    hub = ClusterHub(store, sessions, bus, HubLimits.of(server))
     timers = SharedTimers(bus)
     timers.handle("lost", hub.device_lost)
     calls = CallService(

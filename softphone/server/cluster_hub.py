@@ -38,13 +38,11 @@ from softphone.server.auth import Sessions, bearer_token
 from softphone.server.bus import RedisBus, with_seq
 from softphone.server.connection import (
     CLOSE_TIMEOUT,
-    SEND_QUEUE_BYTES,
     Connection,
-    QueueWatermark,
 )
 from softphone.server.doorbells import Doorbells
 from softphone.server.errors import ApiError
-from softphone.server.hub import Hub, Subscription
+from softphone.server.hub import Hub, HubLimits, Subscription
 from softphone.server.storage import SharedStore
 from softphone.server.store_rows import Session, StoreUnavailable, SubscriptionRow
 
@@ -68,39 +66,16 @@ class _Holder:
 
 class ClusterHub(Hub):
     def __init__(
-        self,
-        store: SharedStore,
-        sessions: Sessions,
-        bus: RedisBus,
-        *,
-        resume_window: float,
-        resume_buffer: int,
-        ping_interval: float,
-        max_frame_bytes: int,
-        max_devices: int,
-        max_queue_bytes: int = SEND_QUEUE_BYTES,
+        self, store: SharedStore, sessions: Sessions, bus: RedisBus, limits: HubLimits
     ) -> None:
-        # Not Hub.__init__: it would load every subscription into this process.
-        self._store = store
+        # Not Hub.__init__: it would load every subscription into this process; here
+        # `_subs` holds only the subscriptions whose socket is in this process.
+        self._setup(store, sessions, limits)
         self._shared = store
-        self._sessions = sessions
         self._bus = bus
         self._doorbells = Doorbells(bus)
-        self.resume_window = resume_window
-        self._resume_buffer = resume_buffer
-        self.ping_interval = ping_interval
-        self._max_frame = max_frame_bytes
-        self._max_devices = max_devices
-        self._max_queue_bytes = max_queue_bytes
-        self.queue_watermark = QueueWatermark()
-        self._subs: dict[str, Subscription] = {}  # the subscriptions whose socket is here
-        self._by_session: dict[str, Subscription] = {}
-        self._by_user: dict[str, dict[str, Subscription]] = {}
         self._holders: dict[str, _Holder] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.slow_consumers = 0
-        self._refused_by_closed = 0
-        self.on_device_gone = lambda session_hash, reason: None
 
     def start(self) -> None:
         self._doorbells.start()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import msgspec
 from aiohttp import WSMsgType, web
 
+from softphone.config import ServerSection
 from softphone.protocol.errors import CloseCode, ErrorCode
 from softphone.protocol.frames import (
     ClientFrames,
@@ -73,27 +74,48 @@ class Subscription:
         return not self.lost and "call" in self.row.services
 
 
+@dataclass(frozen=True, slots=True)
+class HubLimits:
+    """What a hub takes from [server]: how long and how much it keeps for a resume, how often
+    it pings, and how big frames, send queues and device counts may get."""
+
+    resume_window: float
+    resume_buffer: int
+    ping_interval: float
+    max_frame_bytes: int
+    max_devices: int
+    max_queue_bytes: int = SEND_QUEUE_BYTES
+
+    @classmethod
+    def of(cls, server: ServerSection) -> HubLimits:
+        return cls(
+            resume_window=server.resume_window,
+            resume_buffer=server.resume_buffer,
+            ping_interval=server.ping_interval,
+            max_frame_bytes=server.max_frame_bytes,
+            max_devices=server.max_devices_per_user,
+            max_queue_bytes=server.max_websocket_queue_bytes,
+        )
+
+
 class Hub:
-    def __init__(
-        self,
-        store: Storage,
-        sessions: Sessions,
-        *,
-        resume_window: float,
-        resume_buffer: int,
-        ping_interval: float,
-        max_frame_bytes: int,
-        max_devices: int,
-        max_queue_bytes: int = SEND_QUEUE_BYTES,
-    ) -> None:
+    def __init__(self, store: Storage, sessions: Sessions, limits: HubLimits) -> None:
+        self._setup(store, sessions, limits)
+        for row in store.subscriptions(time.time()):
+            session = sessions.get(row.session_hash)
+            if session is not None:
+                self._add(row, session.anonymous, fresh=False)
+
+    def _setup(self, store: Storage, sessions: Sessions, limits: HubLimits) -> None:
+        """The state every hub keeps: its limits, the sockets this process holds, counters."""
         self._store = store
         self._sessions = sessions
-        self.resume_window = resume_window
-        self._resume_buffer = resume_buffer
-        self.ping_interval = ping_interval
-        self._max_frame = max_frame_bytes
-        self._max_devices = max_devices
-        self._max_queue_bytes = max_queue_bytes
+        self.resume_window = limits.resume_window
+        self._resume_buffer = limits.resume_buffer
+        self.ping_interval = limits.ping_interval
+        self._max_frame = limits.max_frame_bytes
+        self._max_devices = limits.max_devices
+        self._max_queue_bytes = limits.max_queue_bytes
         self.queue_watermark = QueueWatermark()
         self._subs: dict[str, Subscription] = {}
         self._by_session: dict[str, Subscription] = {}
@@ -103,10 +125,6 @@ class Hub:
         # Called with (session hash, end reason) when a device stops being reachable: lost
         # past the resume window, or gone for good (logout, unsubscribe, replaced, expired).
         self.on_device_gone: Callable[[str, EndReason], None] = lambda session_hash, reason: None
-        for row in store.subscriptions(time.time()):
-            session = sessions.get(row.session_hash)
-            if session is not None:
-                self._add(row, session.anonymous, fresh=False)
 
     def start(self) -> None:
         """Called on the running loop at start; the in-process hub has nothing to start."""
