@@ -25,20 +25,23 @@ import psycopg
 from psycopg.rows import dict_row
 
 from softphone.server.migrations import migrate_postgres
-from softphone.server.store_rows import CallRow, Session, StoreUnavailable, SubscriptionRow, User
+from softphone.server.store_rows import (
+    CALL_COLUMNS,
+    CALL_FIELDS,
+    CallRow,
+    Session,
+    StoreUnavailable,
+    SubscriptionRow,
+    User,
+    call_values,
+)
 
 log = logging.getLogger("softphone.server.store")
 
 RECONNECT_INTERVAL = 0.5
 Row = dict[str, Any]
 
-_CALL_COLUMNS = (
-    "id, caller, callee, caller_session, callee_session, state, audio, video, anonymous, "
-    "display_name, offer_sdp, pending_update, created_at, answered_at, ended_at, end_reason"
-)
-_CALL_UPDATE = ", ".join(
-    f"{c} = EXCLUDED.{c}" for c in _CALL_COLUMNS.replace(" ", "").split(",") if c != "id"
-)
+_CALL_UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in CALL_FIELDS if c != "id")
 
 
 def _user(row: Row) -> User:
@@ -253,43 +256,26 @@ class PostgresStore:
     # -- calls -----------------------------------------------------------------------------
 
     def put_call(self, call: CallRow) -> None:
+        marks = ", ".join(["%s"] * len(CALL_FIELDS))
         self._run(
-            f"INSERT INTO calls ({_CALL_COLUMNS}) VALUES "
-            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            f"INSERT INTO calls ({CALL_COLUMNS}) VALUES ({marks}) "
             f"ON CONFLICT (id) DO UPDATE SET {_CALL_UPDATE}",
-            (
-                call.id,
-                call.caller,
-                call.callee,
-                call.caller_session,
-                call.callee_session,
-                call.state,
-                call.audio,
-                call.video,
-                call.anonymous,
-                call.display_name,
-                call.offer_sdp,
-                call.pending_update,
-                call.created_at,
-                call.answered_at,
-                call.ended_at,
-                call.end_reason,
-            ),
+            call_values(call),
         )
 
     def live_calls(self) -> list[CallRow]:
         rows = self._run(
-            f"SELECT {_CALL_COLUMNS} FROM calls WHERE state <> 'Ended' ORDER BY created_at"
+            f"SELECT {CALL_COLUMNS} FROM calls WHERE state <> 'Ended' ORDER BY created_at"
         ).fetchall()
         return [_call(r) for r in rows]
 
     def get_call(self, call_id: str) -> CallRow | None:
-        row = self._run(f"SELECT {_CALL_COLUMNS} FROM calls WHERE id = %s", (call_id,)).fetchone()
+        row = self._run(f"SELECT {CALL_COLUMNS} FROM calls WHERE id = %s", (call_id,)).fetchone()
         return _call(row) if row else None
 
     def history(self, user: str, limit: int, offset: int) -> list[CallRow]:
         rows = self._run(
-            f"SELECT {_CALL_COLUMNS} FROM calls "
+            f"SELECT {CALL_COLUMNS} FROM calls "
             "WHERE (caller = %s AND NOT anonymous) OR callee = %s "
             "ORDER BY created_at DESC LIMIT %s OFFSET %s",
             (user, user, limit, offset),
@@ -330,7 +316,7 @@ class PostgresStore:
         over a call's state across processes (a second answer waits here, then sees the first
         one's result)."""
         row = self._run(
-            f"SELECT {_CALL_COLUMNS} FROM calls WHERE id = %s FOR UPDATE", (call_id,)
+            f"SELECT {CALL_COLUMNS} FROM calls WHERE id = %s FOR UPDATE", (call_id,)
         ).fetchone()
         return _call(row) if row else None
 
@@ -339,13 +325,13 @@ class PostgresStore:
     ) -> list[CallRow]:
         if session is not None:
             rows = self._run(
-                f"SELECT {_CALL_COLUMNS} FROM calls WHERE state <> 'Ended' AND "
+                f"SELECT {CALL_COLUMNS} FROM calls WHERE state <> 'Ended' AND "
                 "(caller_session = %s OR callee_session = %s) ORDER BY created_at",
                 (session, session),
             ).fetchall()
         else:
             rows = self._run(
-                f"SELECT {_CALL_COLUMNS} FROM calls WHERE state <> 'Ended' AND "
+                f"SELECT {CALL_COLUMNS} FROM calls WHERE state <> 'Ended' AND "
                 "(callee = %s OR (caller = %s AND NOT anonymous)) ORDER BY created_at",
                 (user, user),
             ).fetchall()

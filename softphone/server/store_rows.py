@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 class StoreUnavailable(ConnectionError):
@@ -56,3 +56,13 @@ class CallRow:
     answered_at: float | None = None
     ended_at: float | None = None
     end_reason: str | None = None
+
+
+# Both stores keep a call as one row of these columns, named like CallRow's fields.
+CALL_FIELDS = tuple(f.name for f in fields(CallRow))
+CALL_COLUMNS = ", ".join(CALL_FIELDS)
+
+
+def call_values(call: CallRow) -> tuple[object, ...]:
+    """The row's values in CALL_COLUMNS order (the drivers store a bool as their boolean)."""
+    return tuple(getattr(call, name) for name in CALL_FIELDS)

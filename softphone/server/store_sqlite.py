@@ -15,11 +15,14 @@ from pathlib import Path
 
 from softphone.server.migrations import migrate_sqlite
 from softphone.server.private_files import private_dir, private_file
-from softphone.server.store_rows import CallRow, Session, SubscriptionRow, User
-
-_CALL_COLUMNS = (
-    "id, caller, callee, caller_session, callee_session, state, audio, video, anonymous, "
-    "display_name, offer_sdp, pending_update, created_at, answered_at, ended_at, end_reason"
+from softphone.server.store_rows import (
+    CALL_COLUMNS,
+    CALL_FIELDS,
+    CallRow,
+    Session,
+    SubscriptionRow,
+    User,
+    call_values,
 )
 
 
@@ -28,24 +31,10 @@ def _user(row: sqlite3.Row) -> User:
 
 
 def _call(row: sqlite3.Row) -> CallRow:
-    return CallRow(
-        id=row["id"],
-        caller=row["caller"],
-        callee=row["callee"],
-        caller_session=row["caller_session"],
-        callee_session=row["callee_session"],
-        state=row["state"],
-        audio=bool(row["audio"]),
-        video=bool(row["video"]),
-        anonymous=bool(row["anonymous"]),
-        display_name=row["display_name"],
-        offer_sdp=row["offer_sdp"],
-        pending_update=row["pending_update"],
-        created_at=row["created_at"],
-        answered_at=row["answered_at"],
-        ended_at=row["ended_at"],
-        end_reason=row["end_reason"],
-    )
+    values = {name: row[name] for name in CALL_FIELDS}
+    for flag in ("audio", "video", "anonymous"):  # SQLite has no boolean type: 0 or 1
+        values[flag] = bool(values[flag])
+    return CallRow(**values)
 
 
 class SqliteStore:
@@ -184,44 +173,26 @@ class SqliteStore:
     # -- calls -----------------------------------------------------------------------------
 
     def put_call(self, call: CallRow) -> None:
+        marks = ", ".join("?" * len(CALL_FIELDS))
         self._db.execute(
-            f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                call.id,
-                call.caller,
-                call.callee,
-                call.caller_session,
-                call.callee_session,
-                call.state,
-                int(call.audio),
-                int(call.video),
-                int(call.anonymous),
-                call.display_name,
-                call.offer_sdp,
-                call.pending_update,
-                call.created_at,
-                call.answered_at,
-                call.ended_at,
-                call.end_reason,
-            ),
+            f"INSERT OR REPLACE INTO calls ({CALL_COLUMNS}) VALUES ({marks})", call_values(call)
         )
 
     def live_calls(self) -> list[CallRow]:
         rows = self._db.execute(
-            f"SELECT {_CALL_COLUMNS} FROM calls WHERE state != 'Ended' ORDER BY created_at"
+            f"SELECT {CALL_COLUMNS} FROM calls WHERE state != 'Ended' ORDER BY created_at"
         ).fetchall()
         return [_call(r) for r in rows]
 
     def get_call(self, call_id: str) -> CallRow | None:
         row = self._db.execute(
-            f"SELECT {_CALL_COLUMNS} FROM calls WHERE id = ?", (call_id,)
+            f"SELECT {CALL_COLUMNS} FROM calls WHERE id = ?", (call_id,)
         ).fetchone()
         return _call(row) if row else None
 
     def history(self, user: str, limit: int, offset: int) -> list[CallRow]:
         rows = self._db.execute(
-            f"SELECT {_CALL_COLUMNS} FROM calls "
+            f"SELECT {CALL_COLUMNS} FROM calls "
             "WHERE (caller = ? AND anonymous = 0) OR callee = ? "
             "ORDER BY created_at DESC LIMIT ? OFFSET ?",
             (user, user, limit, offset),
