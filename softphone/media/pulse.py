@@ -49,11 +49,40 @@ def list_pulse_devices() -> tuple[list[PulseDevice], str]:
     except OSError as exc:  # it loads libpulse at import: no library, no sound server
         return [], f"no libpulse ({exc})"
     try:
-        with pulsectl.Pulse("softphone-devices", connect=False) as pulse:
-            pulse.connect(autospawn=False, timeout=CONNECT_TIMEOUT)
+        with connect(pulsectl, "softphone-devices") as pulse:
             return read_devices(pulse), ""
     except Exception as exc:  # PulseError and friends: no server is not an error here
         return [], f"no PulseAudio or PipeWire server ({exc})"
+
+
+def connect(pulsectl: Any, name: str) -> Any:
+    """A `pulsectl.Pulse` connected to the server (no autospawn), within CONNECT_TIMEOUT.
+
+    pulsectl 24.12's `connect(timeout=...)` waits out the whole timeout even when the server
+    answers at once (its poll loop clears the stop flag and the state callback never sets
+    it): 2 s for every listing, on whatever loop asked. The subclass stops the poll as soon as
+    the connection is up or has failed; without a timeout a server that accepts and never
+    answers would hang us."""
+    global _client_class
+    if _client_class is None:
+
+        class Client(pulsectl.Pulse):  # type: ignore[misc]
+            def _pulse_state_cb(self, ctx: Any, userdata: Any) -> None:
+                super()._pulse_state_cb(ctx, userdata)
+                if self.connected is not None:
+                    self._loop_stop = True
+
+        _client_class = Client
+    pulse = _client_class(name, connect=False)
+    try:
+        pulse.connect(autospawn=False, timeout=CONNECT_TIMEOUT)
+    except BaseException:
+        pulse.close()
+        raise
+    return pulse
+
+
+_client_class: Any = None
 
 
 def read_devices(pulse: Any) -> list[PulseDevice]:
@@ -119,6 +148,7 @@ __all__ = [
     "PORTAUDIO_DEVICE",
     "PREFIX",
     "PulseDevice",
+    "connect",
     "is_pulse",
     "list_pulse_devices",
     "read_devices",

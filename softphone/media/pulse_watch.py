@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from softphone.media.pulse import CONNECT_TIMEOUT, PulseDevice, read_devices
+from softphone.media.pulse import PulseDevice, connect, read_devices
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ class PulseWatch:
 
     def _session(self, pulsectl: Any) -> None:
         """One connection: report the devices, then each change, until stopped or lost."""
-        with pulsectl.Pulse("softphone-watch", connect=False) as pulse:
-            pulse.connect(autospawn=False, timeout=CONNECT_TIMEOUT)
+        with connect(pulsectl, "softphone-watch") as pulse:
             self._connected = True
             pulse.event_mask_set("sink", "source", "card", "server")
 

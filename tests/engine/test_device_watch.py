@@ -97,7 +97,7 @@ async def test_the_speaker_of_a_call_unplugged_moves_it_to_the_default(
     await alice.engine.answer(incoming.call_id)
     await alice.events.state(incoming.call_id, CallState.CONNECTED)
     await asyncio.sleep(2.5)  # the ALSA pulse plugin starts output ~1.7 s late
-    on_headset = await asyncio.to_thread(record, pulse, "headset.monitor", 2.0)
+    on_headset = await asyncio.to_thread(record, pulse, "headset.monitor", 4.0)
     assert len(on_headset) > RATE // 2 and abs(dominant_frequency(on_headset) - 440) < 10
 
     pulse.pactl("unload-module", module)
@@ -113,7 +113,7 @@ async def test_the_speaker_of_a_call_unplugged_moves_it_to_the_default(
     assert alice.engine.audio_out == "default"
     # The call goes on, and bob is heard on the default speaker (VSpk) now.
     await asyncio.sleep(2.5)
-    on_default = await asyncio.to_thread(record, pulse, "vspk.monitor", 2.0)
+    on_default = await asyncio.to_thread(record, pulse, "vspk.monitor", 4.0)
     assert len(on_default) > RATE // 2 and abs(dominant_frequency(on_default) - 440) < 10
     assert alice.engine.get(incoming.call_id).state == CallState.CONNECTED
     await bob.engine.end(call_id)
