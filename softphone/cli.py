@@ -465,6 +465,22 @@ def _ring_device(args: argparse.Namespace, configured: str) -> str:
     return spec
 
 
+def _check_ring_sound(sound: str, config: str | None) -> None:
+    """A [client] ring_sound file that cannot be read stops the start, naming file:line."""
+    if sound == "tone":
+        return
+    from softphone.media.errors import MediaUnavailable
+    from softphone.media.ring import open_ring_source
+
+    try:
+        open_ring_source(sound).stop()
+    except (MediaUnavailable, ValueError) as exc:
+        path = resolve_config_path(config)
+        where = key_location(path, ["client", "ring_sound"]) if path else "[client]"
+        message = f"softphone: {where}: key 'client.ring_sound': {str(exc).rstrip('.')}"
+        raise Fail(message, EXIT_USAGE) from exc
+
+
 def _tls_client_options(config: Config) -> dict[str, object]:
     """[client] ca_file and the development switch, as the engine's client options."""
     options: dict[str, object] = {}
@@ -499,6 +515,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     _check_audio(audio_in, "input")
     _check_audio(audio_out, "output")
     ring_device = _ring_device(args, client.ring_device)
+    _check_ring_sound(config.client.ring_sound, args.config)
     password = None if anonymous else _tui_password(config, server_url, user)
     log_file = Path(
         args.log_file
@@ -537,6 +554,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
             audio_out=audio_out,
             camera=camera,
             ring_device=ring_device,
+            ring_sound=client.ring_sound,
             echo_cancellation=client.echo_cancellation,
             noise_suppression=client.noise_suppression,
             auto_gain=client.auto_gain,

@@ -105,6 +105,7 @@ class ClientSection(Section):
     video: bool = False
     camera: str = "pattern"
     ring_device: str = ""  # where incoming calls ring; "": the speaker's device
+    ring_sound: str = "tone"  # what rings: the built-in cadence, or wav:PATH
     echo_cancellation: str = "auto"
     noise_suppression: bool = True
     auto_gain: bool = True
@@ -323,6 +324,9 @@ def _check_values(config: Config, text: str, source: str) -> None:
         fail(["client", "camera"], f"must be {CAMERA_SPECS}")
     if not valid_ring_device(config.client.ring_device):
         fail(["client", "ring_device"], f"must be {RING_DEVICE_SPECS}")
+    sound = config.client.ring_sound
+    if sound != "tone" and not (sound.startswith("wav:") and sound != "wav:"):
+        fail(["client", "ring_sound"], 'must be "tone" (440+480 Hz, 2 s on, 4 s off) or wav:PATH')
     if config.client.echo_cancellation not in ECHO_CANCELLATION:
         fail(["client", "echo_cancellation"], 'must be "auto", "on" or "off"')
     if config.turn.urls and not config.turn.secret_file:

@@ -36,6 +36,7 @@ def engine_options(options: TuiOptions) -> dict[str, Any]:
         "noise_suppression": options.noise_suppression,
         "auto_gain": options.auto_gain,
         "ring_device": options.ring_device or None,
+        "ring_sound": options.ring_sound,
         **options.engine_options,
     }
 

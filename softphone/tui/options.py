@@ -22,6 +22,7 @@ class TuiOptions:
     # Where incoming calls ring: an audio_out spec, "none" (no ring tone; the bell still
     # rings), or "" for the speaker's device.
     ring_device: str = ""
+    ring_sound: str = "tone"  # or wav:PATH
     # Incoming calls: answered at once (audio) when no other call is live, or not rung here
     # at all (left to the caller's other devices, or to time out). Toggled in the palette.
     auto_answer: bool = False

@@ -33,6 +33,13 @@ from tests.cli.test_cli import run
             "softphone: {config}:2: key 'client.ring_device' no such speaker: No usable audio "
             "output device 'no such speaker'",
         ),
+        ([], '[client]\nring_sound = "bells"\n', ":2: key 'client.ring_sound': must be \"tone\""),
+        (
+            [],
+            '[client]\nring_sound = "wav:/nonexistent/bell.wav"\n',
+            "softphone: {config}:2: key 'client.ring_sound': Cannot read audio file "
+            "'/nonexistent/bell.wav'",
+        ),
     ],
 )
 def test_a_bad_ring_device_is_refused_before_the_tui(

@@ -6,6 +6,7 @@ auto-answer takes the call. The terminal bell rings as before."""
 from __future__ import annotations
 
 import asyncio
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,27 @@ async def test_the_ring_tone_plays_until_the_call_is_answered(
     assert pcm.size >= RATE
     burst = pcm[RATE // 10 : RATE]  # inside the first 2 s burst, past its fade-in
     assert sorted(round(f, -1) for f in strongest(burst, 2)) == list(FREQUENCIES)
+
+
+async def test_a_wav_file_can_be_the_ring(
+    server: RunningServer, far: type[Far], tmp_path: Path
+) -> None:
+    bell, recorded = tmp_path / "bell.wav", tmp_path / "ring.wav"
+    t = np.arange(RATE) / RATE
+    with wave.open(str(bell), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes((0.3 * 32767 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16).tobytes())
+    app = ringing_app(server, f"wav:{recorded}")
+    app.options.ring_sound = f"wav:{bell}"
+    async with app.run_test(size=SIZE) as pilot:
+        await incoming(pilot, app, server, far)
+        await until(pilot, lambda: ring_frames(app) >= 30, what="0.6 s of ringing")
+        await pilot.press("r")
+        await wait_ringing(pilot, app, False)
+    pcm = read_audio_file(recorded)
+    assert strongest(pcm[RATE // 10 : RATE // 2], 1) == [1000.0]
 
 
 async def test_rejecting_stops_the_ring_tone(server: RunningServer, far: type[Far]) -> None:
