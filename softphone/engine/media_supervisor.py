@@ -26,7 +26,8 @@ from softphone.engine.context import CallContext
 from softphone.engine.errors import EngineError, EngineErrorCode, ErrorInfo
 from softphone.engine.events import CallMediaConnectionChange, MediaError, TrackKind
 from softphone.engine.media_health import BAD, HealthChange, MediaHealth
-from softphone.engine.peer import Peer, candidate_count, has_end_of_candidates
+from softphone.engine.peer import Peer
+from softphone.engine.sdp import candidate_count, has_end_of_candidates
 from softphone.engine.states import CallState
 
 log = logging.getLogger("softphone.engine")

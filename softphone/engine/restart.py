@@ -24,7 +24,8 @@ from softphone.engine.call_media import CallMedia
 from softphone.engine.context import CallOptions
 from softphone.engine.errors import EngineError, EngineErrorCode
 from softphone.engine.media_supervisor import MediaSupervisor
-from softphone.engine.peer import Peer, ice_ufrags, new_dtls_wanted
+from softphone.engine.peer import Peer
+from softphone.engine.sdp import ice_ufrags, new_dtls_wanted
 from softphone.engine.trickle import Trickle
 
 log = logging.getLogger("softphone.engine")

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from softphone.engine.context import CallContext
-from softphone.engine.peer import Peer, ice_ufrags
+from softphone.engine.peer import Peer
+from softphone.engine.sdp import ice_ufrags
 from softphone.protocol import frames
 
 log = logging.getLogger("softphone.engine")
