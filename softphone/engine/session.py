@@ -361,6 +361,7 @@ class CallSession:
             await self._finish(S.ENDED, reason, "ended locally", local=True)
 
     async def _tell_end(self, reason: str, timeout: float | None = None) -> None:
+        """Tell the server we ended the call; one it cannot reach goes to the outbox."""
         if self.server_id is not None:
             await self.signaling.tell_end(self.id, self.server_id, reason, timeout)
 
