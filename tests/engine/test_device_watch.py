@@ -117,3 +117,23 @@ async def test_the_speaker_of_a_call_unplugged_moves_it_to_the_default(
     assert len(on_default) > RATE // 2 and abs(dominant_frequency(on_default) - 440) < 10
     assert alice.engine.get(incoming.call_id).state == CallState.CONNECTED
     await bob.engine.end(call_id)
+
+
+async def test_the_microphone_in_use_unplugged_moves_to_the_default(
+    pulse: Pulse,  # noqa: F811
+    parties: Parties,
+) -> None:
+    module = pulse.pactl(
+        "load-module", "module-remap-source", "master=vfar.monitor", "source_name=usbmic",
+        "source_properties=device.description=USB-Mic",
+    ).strip()  # fmt: skip
+    alice = parties.make(audio_in="pulse:USB-Mic", audio_out="null")
+    await until(lambda: alice.engine.watching_devices, "the watch")
+    pulse.pactl("unload-module", module)
+    said = await alice.events.wait(MediaError, lambda e: e.device == "audio_in")
+    assert said.error.message == (
+        "Microphone 'USB-Mic' was unplugged: using the default microphone"
+    ), said.error.message
+    listed = await alice.events.wait(DevicesChanged)
+    assert [d.name for d in listed.lost] == ["USB-Mic"] and listed.lost[0].max_input_channels
+    assert alice.engine.audio_in == "default" and listed.devices.audio_in == "default"
