@@ -6,6 +6,14 @@ plays a 20 ms 1 kHz burst into amic every half second and records bspk's monitor
 is from the burst's first sample at amic's DAC to its onset captured from bspk (PortAudio's
 outputBufferDacTime / inputBufferAdcTime, one clock for every stream of the process).
 
+The rig's own part, measured the same way without any call: `rig` records the probe's bursts
+straight from amic's monitor (PulseAudio's DAC/ADC timestamps cover the null sink and its
+monitor, so this is ~0 when they are consistent); `passthrough` carries amic.monitor to bspk
+through our `DeviceSource` and `DeviceSink.play_stream` (same PortAudio settings as a call; the
+output callback pulls the captured 20 ms frames directly, at most one standing) with no codec,
+network or jitter buffer: the floor these virtual devices, PortAudio's ALSA-pulse route and our
+device settings set for any call's mouth-to-ear figure.
+
 Ours: two engines through the in-process server, alice on the microphone (with its default
 processing: echo cancellation, noise suppression, gain control), bob on the speaker (the output
 callback pulling our jitter buffer). Bare: aiortc peer connections with the same devices
@@ -91,9 +99,9 @@ def pulse_target(**names: str) -> Iterator[None]:
 
 
 class Probe:
-    """Bursts into amic, onsets captured from bspk.monitor, on PortAudio's clock."""
+    """Bursts into amic, onsets captured from `source` (bspk.monitor), on PortAudio's clock."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: str = "bspk.monitor") -> None:
         import sounddevice as sd
 
         t = np.arange(BURST) / RATE
@@ -108,7 +116,7 @@ class Probe:
                 samplerate=RATE, channels=1, dtype="int16", latency="low", blocksize=480,
                 callback=self._play,
             )  # fmt: skip
-        with pulse_target(PULSE_SOURCE="bspk.monitor"):
+        with pulse_target(PULSE_SOURCE=source):
             self._in = sd.InputStream(
                 samplerate=RATE, channels=1, dtype="int16", latency="low", blocksize=480,
                 callback=self._record,
@@ -195,6 +203,8 @@ async def _ours(seconds: float, probe: Probe) -> dict[str, Any]:
     return {
         "latencies": lat,
         "callee_output_latency_ms": b_stats.get("output_latency_ms"),
+        "callee_output_underruns": b_stats.get("output_underruns"),
+        "caller_input_drops": a_stats.get("input_drops"),
         "caller_input_latency_ms": a_stats.get("input_latency_ms"),
         "caller_processing": a_stats.get("processing"),
         "jitter_buffer": b_stats.get("jitter_buffer"),
@@ -230,14 +240,79 @@ async def _bare(seconds: float, probe: Probe) -> dict[str, Any]:
     return {"latencies": lat, "speaker_fifo_ms": round(speaker.buffered_ms, 1)}
 
 
+async def _rig(seconds: float, probe: Probe) -> dict[str, Any]:
+    await asyncio.sleep(4.0)
+    probe.clear()
+    await asyncio.sleep(seconds)
+    return {"latencies": probe.latencies()}
+
+
+class _Handoff:
+    """What `DeviceSink.play_stream` pulls in the pass-through: captured 20 ms frames as they
+    come, at most one frame standing (older audio is dropped), silence when there is none."""
+
+    def __init__(self) -> None:
+        self._pending = np.zeros(0, np.int16)
+        self._lock = threading.Lock()
+        self.underruns = 0
+
+    def add(self, frame: Any) -> None:
+        with self._lock:
+            self._pending = np.concatenate([self._pending, frame])[-2 * BURST :]
+
+    def pull(self, samples: int, now: float | None = None) -> Any:
+        with self._lock:
+            block, self._pending = self._pending[:samples], self._pending[samples:]
+        if block.size < samples:
+            self.underruns += 1
+            block = np.concatenate([block, np.zeros(samples - block.size, np.int16)])
+        return block
+
+
+async def _passthrough(seconds: float, probe: Probe) -> dict[str, Any]:
+    from softphone.media.audio import DeviceSink, DeviceSource
+
+    with pulse_target(PULSE_SOURCE="amic.monitor", PULSE_SINK="bspk"):
+        mic = DeviceSource()
+        speaker = DeviceSink()
+    handoff = _Handoff()
+    speaker.play_stream(handoff)  # type: ignore[arg-type]  # duck-typed: only pull() is used
+
+    async def carry() -> None:
+        while True:
+            frame = await mic.recv()
+            handoff.add(frame.to_ndarray()[0])
+
+    task = asyncio.create_task(carry())
+    await asyncio.sleep(4.0)
+    probe.clear()
+    await asyncio.sleep(seconds)
+    lat = probe.latencies()
+    result = {
+        "latencies": lat,
+        "input_latency_ms": round(mic.latency_ms, 1),
+        "output_latency_ms": round(speaker.latency_ms, 1),
+        "output_underflows": speaker.underflows,
+        "handoff_underruns": handoff.underruns,
+    }
+    task.cancel()
+    await speaker.stop()
+    mic.stop()
+    speaker.close()
+    return result
+
+
+RUNS = {"ours": _ours, "bare": _bare, "rig": _rig, "passthrough": _passthrough}
+
+
 def device_run(side: str, seconds: float) -> dict[str, Any]:
+    """`side`: ours, bare, rig (probe only, amic -> amic.monitor) or passthrough."""
     from benchmarks._audio_engine import summary
 
     with private_pulse():
-        probe = Probe()
+        probe = Probe("amic.monitor" if side == "rig" else "bspk.monitor")
         try:
-            run = _ours if side == "ours" else _bare
-            result = asyncio.run(run(seconds, probe))
+            result = asyncio.run(RUNS[side](seconds, probe))
         finally:
             probe.close()
     result["mouth_to_ear_ms"] = summary(result.pop("latencies"))

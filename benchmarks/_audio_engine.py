@@ -69,6 +69,38 @@ def drift(pairs: list[tuple[float, float]], windows: int) -> dict[str, Any]:
     }
 
 
+class LoopStalls:
+    """How late this process's event loop woke a 10 ms sleep: the benchmark's two engines,
+    server and network impairment share one loop, so a stall (this process descheduled on a
+    busy machine, or something blocking the loop) delays packets and pulls alike and shows up
+    as concealment. Recorded beside the figures it can spoil."""
+
+    def __init__(self) -> None:
+        self.lags_ms: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            self.lags_ms.append((now - last - 0.01) * 1000)
+            last = now
+
+    def stop(self) -> dict[str, Any]:
+        if self._task is not None:
+            self._task.cancel()
+        lags = self.lags_ms or [0.0]
+        return {
+            "over_50ms": sum(1 for lag in lags if lag > 50),
+            "over_20ms": sum(1 for lag in lags if lag > 20),
+            "max_ms": round(max(lags), 1),
+        }
+
+
 def write_wav(path: str, pcm: Pcm) -> None:
     with wave.open(path, "wb") as out:
         out.setnchannels(1)
@@ -188,7 +220,10 @@ async def engine_call(
         if burst is not None:
             burst.sent.clear()
         cpu0, wall0 = cpu_seconds(), time.monotonic()
+        stalls = LoopStalls()
+        stalls.start()
         await asyncio.sleep(seconds)
+        out["loop_stalls"] = stalls.stop()
         wall = time.monotonic() - wall0
         cpu = (cpu_seconds() - cpu0) / wall * 100
         # Both engines and the (idle) server share this process: half is one call side.

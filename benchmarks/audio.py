@@ -20,7 +20,10 @@ per-connection hooks never touch the bare runs; CPU is that process's).
 - first_audio: createOffer -> first audible PCM at the callee (tone runs; `tone_clean` has no
   impairment).
 - loss: 1 kHz tone, seeded random loss at the receiver plus 40 ms uniform jitter; share of the
-  20 ms blocks with the tone (softphone.media.heard), from 1 s in.
+  20 ms blocks with the tone (softphone.media.heard), from 1 s in. Every side with seed 1; the
+  engine also with seeds 2 and 3 (`ours_engine_seeds`, and their mean): one 12 s run has ~600
+  blocks, so a single stall of the benchmark's own loop (`loop_stalls`: its two engines, server
+  and impairment share one process) moves the figure by a percent or more.
 - latency under loss: the bursts at 5 % loss + 40 ms jitter; median, p95 and the medians per
   window of the run (drift). `--long` adds a 10-minute run (1 minute with --quick).
 - stoi: espeak-ng speech (tests/media/speech.py) at 5 % loss + 40 ms jitter, STOI (pystoi) of
@@ -279,7 +282,7 @@ def _run_child(mode: str, ours: str, seconds: float, loss: float, seed: int) -> 
     if mode == "device":
         from benchmarks._audio_devices import device_run
 
-        return device_run("ours" if ours == "1" else "bare", seconds)
+        return device_run({"1": "ours", "0": "bare"}.get(ours, ours), seconds)
     return asyncio.run(_run_call(mode, ours == "1", seconds, loss, seed))
 
 
@@ -318,6 +321,16 @@ def main() -> None:
     for loss in (0.02, 0.05, 0.10):
         name = f"loss_{round(loss * 100)}pct_jitter_40ms"
         report[name] = _compare(name, "tone", secs, loss, every)
+        seeds = {"1": report[name]["ours_engine"]}
+        for seed in ("2", "3"):
+            _say(f"{name} ours_engine seed {seed}")
+            seeds[seed] = _child(["engine:tone", "0", str(secs), str(loss), seed])
+        heard = [r["tone_heard"] for r in seeds.values() if "tone_heard" in r]
+        report[name]["ours_engine_seeds"] = {
+            "tone_heard": {k: r.get("tone_heard") for k, r in seeds.items()},
+            "loop_stalls": {k: r.get("loop_stalls") for k, r in seeds.items()},
+            "mean_tone_heard": round(statistics.mean(heard), 4) if heard else None,
+        }
     report["latency_5pct_jitter_40ms"] = _compare(
         "latency 5 % loss", "latency", max(secs, 30.0 if a.quick else 60.0), 0.05, every
     )
@@ -342,10 +355,25 @@ def main() -> None:
     }
     _say("erle")
     report["echo"] = _child(["erle", "1", "0", "0", "0"])
-    report["device_mouth_to_ear"] = {}
-    for side, flag in (("ours_engine", "1"), ("bare", "0")):
+    devices: dict[str, Any] = {}
+    for side, flag in (
+        ("ours_engine", "1"), ("bare", "0"), ("rig", "rig"), ("passthrough", "passthrough")
+    ):  # fmt: skip
         _say(f"device {side}")
-        report["device_mouth_to_ear"][side] = _child(["device", flag, str(secs), "0", "0"])
+        devices[side] = _child(["device", flag, str(secs), "0", "0"])
+    rig = devices["rig"].get("mouth_to_ear_ms", {}).get("median")
+    for side in ("ours_engine", "bare", "passthrough"):
+        median = devices[side].get("mouth_to_ear_ms", {}).get("median")
+        if rig is not None and median is not None:
+            devices[side]["mouth_to_ear_minus_rig_ms_median"] = round(median - rig, 1)
+    devices["about"] = (
+        "mouth_to_ear_ms is raw: probe burst at amic's DAC time to its onset at bspk.monitor's "
+        "ADC time. rig: the probe's burst straight from amic.monitor, no call (the null sink "
+        "and monitor as PortAudio's timestamps see them); *_minus_rig: raw median minus the "
+        "rig's. passthrough: amic.monitor -> our DeviceSource -> DeviceSink.play_stream -> bspk "
+        "with no codec, network or jitter buffer: the floor of these devices and settings."
+    )
+    report["device_mouth_to_ear"] = devices
     report["targets"] = {
         "one_way_ms_median": 35,
         "first_audio_ms": 50,
