@@ -21,7 +21,8 @@ from softphone.client import SignalingClient
 from softphone.client import errors as client_errors
 from softphone.client import events as client_events
 from softphone.client.session import PasswordProvider
-from softphone.engine.peer import Peer, ice_ufrags
+from softphone.engine.peer import Peer
+from softphone.engine.sdp import ice_ufrags
 from softphone.protocol import frames
 
 log = logging.getLogger("softphone.bots.echo")

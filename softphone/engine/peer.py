@@ -58,7 +58,7 @@ from softphone.engine._aiortc_ice import (
     turn_failures,
 )
 from softphone.engine._aiortc_rtcp import survive_bye
-from softphone.engine.sdp import holds, ice_credentials, ice_ufrags, keep_extmap_ids, sdp_directions
+from softphone.engine.sdp import holds, ice_credentials, keep_extmap_ids
 from softphone.media._aiortc_audio import use_fec_encoder
 from softphone.media.opus import with_inband_fec
 from softphone.protocol.models import IceServer
@@ -468,13 +468,4 @@ class Peer:
             self._on_state(previous, "closed")
 
 
-__all__ = [
-    "Peer",
-    "SelectedPair",
-    "TurnFailure",
-    # Re-exported for the callers that read SDP through this module (engine/sdp.py has them).
-    "holds",
-    "ice_ufrags",
-    "keep_extmap_ids",
-    "sdp_directions",
-]
+__all__ = ["Peer", "SelectedPair", "TurnFailure"]

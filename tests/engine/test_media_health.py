@@ -17,7 +17,8 @@ import numpy as np
 from softphone.engine import CallState
 from softphone.engine.events import CallError, CallMediaConnectionChange, MediaError
 from softphone.engine.media_health import MediaHealth
-from softphone.engine.peer import Peer, ice_ufrags
+from softphone.engine.peer import Peer
+from softphone.engine.sdp import ice_ufrags
 from softphone.media.analysis import dominant_frequency
 from softphone.server.runner import RunningServer
 from tests.engine.conftest import Parties, Party

@@ -6,7 +6,8 @@ import re
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from softphone.engine.peer import Peer, keep_extmap_ids
+from softphone.engine.peer import Peer
+from softphone.engine.sdp import keep_extmap_ids
 from softphone.media.audio import ToneSource
 
 # What Chrome puts in an audio offer (its numbering differs from aiortc's 1 = mid, 2 = level).

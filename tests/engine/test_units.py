@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from softphone.engine.peer import holds, sdp_directions
+from softphone.engine.sdp import holds, sdp_directions
 from softphone.engine.states import (
     TERMINAL,
     TRANSITIONS,
