@@ -1,6 +1,6 @@
 """Interop with stacks other than aiortc and Chromium: Firefox ESR, GStreamer webrtcbin, coturn.
 
-- As root the tests run in a private network namespace (netns.py): only `lo`, with a default
+- As root the tests run in a private network namespace (tests/netns.py): only `lo`, with a default
   route through it so Firefox gathers candidates; nothing leaves the machine.
 - Everything comes from Debian packages and npm (scripts/install.sh --test): firefox-esr driven
   by puppeteer-core (tests/interop/node_modules) over WebDriver BiDi, webrtcbin through
@@ -24,7 +24,6 @@ from tests.client.conftest import Clients
 from tests.engine.conftest import loopback_ice, parties, server, start_server  # noqa: F401
 from tests.interop.coturn import Coturn
 from tests.interop.firefox import Firefox
-from tests.interop.netns import proxy_items, wants_netns
 from tests.interop.phone_page import PagePhone
 from tests.interop.tools import (
     firefox_missing,
@@ -33,15 +32,18 @@ from tests.interop.tools import (
     webrtcbin_missing,
 )
 from tests.interop.webrtcbin import Webrtcbin
+from tests.netns import DEFAULT_ROUTE, LOOPBACK_UP, Namespace, proxy_items
 
 collect_ignore = ["node_modules"]
+NAMESPACE = Namespace(
+    Path(__file__).resolve().parent, setup=(LOOPBACK_UP, DEFAULT_ROUTE), timeout=900.0
+)
 
 
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    if wants_netns():
-        proxy_items(items)
+    proxy_items(items, NAMESPACE)
 
 
 @pytest.fixture

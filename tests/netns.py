@@ -1,10 +1,10 @@
-"""Running tests/interop in a private network namespace (as root), like tests/web.
+"""Running a test directory in a private network namespace (as root): tests/web and tests/interop.
 
-The outer pytest replaces each collected interop test by a proxy item; the first proxy runs the
-selected interop tests in ONE child pytest under `unshare -n`, where the only interface is `lo`
-and the default route points at it (Firefox gathers no candidates without a default route), and
-each proxy reports its test's result from the child's JUnit XML. So the engines, the server,
-Firefox, webrtcbin and coturn share a namespace where nothing can leave the machine.
+The outer pytest replaces each collected test of the directory by a proxy item; the first proxy
+runs the directory's selected tests in ONE child pytest under `unshare -n`, where the only
+interface is `lo`, and each proxy reports its test's result from the child's JUnit XML. So the
+engines, the server and the browsers (and webrtcbin, coturn) share a namespace where nothing can
+leave the machine. Not root: no namespace can be made, and the tests run directly.
 """
 
 from __future__ import annotations
@@ -15,37 +15,53 @@ import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-NETNS_ENV = "SOFTPHONE_INTEROP_NETNS"
+ROOT = Path(__file__).resolve().parents[1]
+NETNS_ENV = "SOFTPHONE_NETNS"  # set in the child: it runs its tests directly
 IN_NETNS = os.environ.get(NETNS_ENV) == "1"
-CHILD_TIMEOUT = 900.0
-SETUP = "ip link set lo up && ip route add default dev lo src 127.0.0.1 && exec \"$@\""
+LOOPBACK_UP = "ip link set lo up"
+# Firefox gathers no candidates without a default route.
+DEFAULT_ROUTE = "ip route add default dev lo src 127.0.0.1"
 
 
 def wants_netns() -> bool:
     return not IN_NETNS and os.geteuid() == 0
 
 
-class ChildRun:
-    """One child pytest in a fresh network namespace for every selected interop test."""
+@dataclass
+class Namespace:
+    """How one directory's tests run namespaced: the set-up commands before the child pytest,
+    how long the child may take, and a check each proxy makes first (e.g. skip without the
+    browser outside CI)."""
 
-    def __init__(self) -> None:
+    directory: Path
+    setup: tuple[str, ...] = (LOOPBACK_UP,)
+    timeout: float = 300.0
+    precheck: Callable[[], None] = lambda: None
+
+
+class ChildRun:
+    """One child pytest in a fresh network namespace for every selected test of a directory."""
+
+    def __init__(self, namespace: Namespace) -> None:
+        self.namespace = namespace
         self.results: dict[str, tuple[str, str]] | None = None
         self.output = ""
 
     def run(self, nodeids: list[str]) -> dict[str, tuple[str, str]]:
         if self.results is not None:
             return self.results
-        with tempfile.TemporaryDirectory(prefix="softphone-interop-") as tmp:
+        ns = self.namespace
+        with tempfile.TemporaryDirectory(prefix=f"softphone-{ns.directory.name}-") as tmp:
             xml = Path(tmp) / "junit.xml"
+            script = " && ".join([*ns.setup, 'exec "$@"'])
             command = [
-                "unshare", "-n", "sh", "-c", SETUP, "sh",
+                "unshare", "-n", "sh", "-c", script, "sh",
                 sys.executable, "-m", "pytest", *nodeids, "-q", "-p", "no:cacheprovider",
                 f"--junitxml={xml}", "-o", "junit_family=xunit2",
             ]  # fmt: skip
@@ -53,7 +69,7 @@ class ChildRun:
             try:
                 done = subprocess.run(
                     command, cwd=ROOT, env=env, capture_output=True, text=True,
-                    timeout=CHILD_TIMEOUT, check=False,
+                    timeout=ns.timeout, check=False,
                 )  # fmt: skip
                 self.output = (done.stdout + done.stderr)[-8000:]
             except subprocess.TimeoutExpired as exc:
@@ -89,17 +105,21 @@ def junit_key(nodeid: str) -> str:
 
 
 class NetnsProxy(pytest.Item):
-    """Stands for one interop test; its result comes from the namespaced child run."""
+    """Stands for one test; its result comes from its directory's namespaced child run."""
 
     child: ChildRun
-    missing: Callable[[], str | None]
 
     def __init__(self, *, original_nodeid: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.original_nodeid = original_nodeid
 
     def runtest(self) -> None:
-        nodeids = [i.original_nodeid for i in self.session.items if isinstance(i, NetnsProxy)]
+        self.child.namespace.precheck()
+        nodeids = [
+            i.original_nodeid
+            for i in self.session.items
+            if isinstance(i, NetnsProxy) and i.child is self.child
+        ]
         results = self.child.run(nodeids)
         outcome, text = results.get(
             junit_key(self.original_nodeid),
@@ -117,11 +137,14 @@ class NetnsProxy(pytest.Item):
         return self.path, None, f"{self.name} (in a private network namespace)"
 
 
-def proxy_items(items: list[pytest.Item]) -> None:
-    """Replace the interop tests among `items` by proxies that share one child run."""
-    child = ChildRun()
+def proxy_items(items: list[pytest.Item], namespace: Namespace) -> None:
+    """Replace the tests of `namespace.directory` among `items` by proxies sharing one child
+    run (nothing, unless running as root outside a namespace)."""
+    if not wants_netns():
+        return
+    child = ChildRun(namespace)
     for index, item in enumerate(items):
-        if HERE not in item.path.parents or item.parent is None:
+        if namespace.directory not in item.path.parents or item.parent is None:
             continue
         proxy = NetnsProxy.from_parent(item.parent, name=item.name, original_nodeid=item.nodeid)
         proxy.child = child
