@@ -636,7 +636,8 @@ class SoftphoneApp(App[None]):
             ),
             (
                 "Devices: look again",
-                "List the sound devices anew (one plugged in since); not while a call has sound",
+                "List sound cards anew (PulseAudio/PipeWire devices update by themselves); "
+                "not while a call has sound",
                 self.action_rescan_devices,
             ),
             (
