@@ -62,6 +62,11 @@ class Ringer:
         return self._sink is not None
 
     @property
+    def sink(self) -> AudioSink | None:
+        """The ring device's sink while ringing (its counters, for diagnostics)."""
+        return self._sink
+
+    @property
     def frames(self) -> int:
         """20 ms blocks of ring tone handed to ring devices so far (all ringings)."""
         sink = self._sink

@@ -15,6 +15,7 @@ as it is (its own pauses are its cadence), with the same fades at its ends.
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -30,6 +31,13 @@ OFF_SECONDS = 4.0
 LEVEL = 0.1  # of full scale, per frequency: -20 dBFS each, -14 dBFS at the peaks of the beat
 FADE_SECONDS = 0.01
 TONE = "tone"  # the sound spec of the cadence above
+# Silence before the first ring, while a sound device that has just opened settles (its first
+# callbacks underrun and its queue is trimmed to its cushion): measured by benchmarks/ring.py.
+LEAD_IN = 0.3
+# How far ahead of real time the ring runs: a sink with a queue (a sound device's FIFO) holds
+# this much, so a late turn of the event loop does not leave a gap in the tone. Two blocks:
+# more would be trimmed by the device as standing latency (a jump in the tone).
+AHEAD = 2 * BLOCK / SAMPLE_RATE
 
 
 def _fade(pcm: Pcm, seconds: float = FADE_SECONDS) -> Pcm:
@@ -62,22 +70,32 @@ def cadence(
 class RingSource(AudioSource):
     """Plays one period of a ring (`cadence()` or a file) over and over, paced in real time.
 
+    `lead_in` seconds of silence come first, once: a sound device that has just opened
+    underruns and trims its queue while it settles, which in the middle of a tone would click.
     `fade_out()` ends it softly: the next blocks ramp down to silence, so a sink stopped a
     moment later does not cut the tone off with a click."""
 
-    def __init__(self, period: Pcm) -> None:
+    def __init__(self, period: Pcm, lead_in: float = 0.0) -> None:
         super().__init__()
         if period.size == 0:
             raise ValueError("a ring needs at least one sample")
         self.period = period
+        self.lead_in = round(lead_in * SAMPLE_RATE / BLOCK) * BLOCK  # whole blocks, samples
         self._fading_from: int | None = None  # the sample the fade-out starts at
+
+    async def _next_block(self) -> Pcm:
+        if self._start is None:  # the first blocks are due at once: the head start
+            self._start = time.monotonic() - AHEAD
+        return await super()._next_block()
 
     def fade_out(self) -> None:
         if self._fading_from is None:
             self._fading_from = self._samples
 
     def _generate(self, first_sample: int) -> Pcm:
-        index = (np.arange(BLOCK) + first_sample) % self.period.size
+        if first_sample < self.lead_in:
+            return np.zeros(BLOCK, np.int16)
+        index = (np.arange(BLOCK) + first_sample - self.lead_in) % self.period.size
         block = self.period[index]
         start = self._fading_from
         if start is None:
@@ -90,12 +108,13 @@ class RingSource(AudioSource):
         return faded
 
 
-def open_ring_source(sound: str = TONE) -> RingSource:
-    """The ring `sound` names: "tone" (the cadence), "wav:PATH" or a path ending .wav.
-    Raises MediaUnavailable for a file that cannot be read, ValueError for another spec."""
+def open_ring_source(sound: str = TONE, lead_in: float = LEAD_IN) -> RingSource:
+    """The ring `sound` names: "tone" (the cadence), "wav:PATH" or a path ending .wav, after
+    `lead_in` seconds of silence. Raises MediaUnavailable for a file that cannot be read,
+    ValueError for another spec."""
     sound = sound.strip()
     if sound == TONE:
-        return RingSource(cadence())
+        return RingSource(cadence(), lead_in)
     path = sound.removeprefix("wav:") if sound.startswith("wav:") else None
     if path is None and sound.lower().endswith(".wav"):
         path = sound
@@ -104,7 +123,7 @@ def open_ring_source(sound: str = TONE) -> RingSource:
     pcm = read_audio_file(os.path.expanduser(path))
     if pcm.size == 0:
         raise MediaUnavailable(f"Audio file {path!r} contains no audio.")
-    return RingSource(_fade(pcm))
+    return RingSource(_fade(pcm), lead_in)
 
 
 def is_file(spec: str) -> bool:

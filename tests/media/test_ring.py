@@ -13,6 +13,7 @@ from softphone.media.constants import BLOCK, SAMPLE_RATE
 from softphone.media.errors import MediaUnavailable
 from softphone.media.ring import (
     FREQUENCIES,
+    LEAD_IN,
     OFF_SECONDS,
     ON_SECONDS,
     RingSource,
@@ -65,6 +66,14 @@ def test_the_source_loops_the_period_block_by_block() -> None:
     played = np.concatenate(blocks)
     assert np.array_equal(played[: period.size], period)
     assert np.array_equal(played[period.size :], period[: 2 * BLOCK])
+
+
+def test_the_first_ring_waits_for_the_device_to_settle() -> None:
+    source = open_ring_source()
+    assert source.lead_in == int(LEAD_IN * SAMPLE_RATE) and source.lead_in % BLOCK == 0
+    first = np.concatenate([source._generate(i * BLOCK) for i in range(source.lead_in // BLOCK)])
+    assert not first.any()
+    assert np.array_equal(source._generate(source.lead_in), cadence()[:BLOCK])
 
 
 def test_fade_out_ramps_down_to_silence_without_a_click() -> None:

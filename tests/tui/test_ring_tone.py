@@ -16,7 +16,7 @@ from softphone.engine import EngineThread
 from softphone.engine.events import CallStateChange
 from softphone.engine.states import CallState
 from softphone.media.audio_file import read_audio_file
-from softphone.media.ring import FREQUENCIES
+from softphone.media.ring import FREQUENCIES, LEAD_IN
 from softphone.server.runner import RunningServer
 from softphone.tui.app import SoftphoneApp
 from tests.tui.conftest import Far, app_for, row_states, until
@@ -94,10 +94,11 @@ async def test_the_ring_tone_plays_until_the_call_is_answered(
         played = ring_frames(app)
         await pilot.pause(0.5)
         assert ring_frames(app) == played  # answered: the tone stopped for good
-    # What the ring device got: the cadence's two frequencies, from the first block on.
+    # What the ring device got: the lead-in's silence, then the cadence's two frequencies.
     pcm = read_audio_file(recorded)
-    assert pcm.size >= RATE
-    burst = pcm[RATE // 10 : RATE]  # inside the first 2 s burst, past its fade-in
+    lead = int(LEAD_IN * RATE)
+    assert pcm.size >= lead + RATE and not pcm[:lead].any()
+    burst = pcm[lead + RATE // 10 : lead + RATE]  # inside the first 2 s burst, past its fade
     assert sorted(round(f, -1) for f in strongest(burst, 2)) == list(FREQUENCIES)
 
 
@@ -115,11 +116,12 @@ async def test_a_wav_file_can_be_the_ring(
     app.options.ring_sound = f"wav:{bell}"
     async with app.run_test(size=SIZE) as pilot:
         await incoming(pilot, app, server, far)
-        await until(pilot, lambda: ring_frames(app) >= 30, what="0.6 s of ringing")
+        await until(pilot, lambda: ring_frames(app) >= 40, what="0.8 s of ringing")
         await pilot.press("r")
         await wait_ringing(pilot, app, False)
     pcm = read_audio_file(recorded)
-    assert strongest(pcm[RATE // 10 : RATE // 2], 1) == [1000.0]
+    lead = int(LEAD_IN * RATE)
+    assert strongest(pcm[lead + RATE // 10 : lead + RATE // 2], 1) == [1000.0]
 
 
 async def test_rejecting_stops_the_ring_tone(server: RunningServer, far: type[Far]) -> None:
