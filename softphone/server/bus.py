@@ -12,7 +12,10 @@
   so they fire even when the process that armed them died.
 - Shared token-bucket rate limits.
 
-Every step that must be atomic is one Lua script, timed by Redis' own clock. Publishing uses
+Every step that must be atomic is one Lua script, timed by Redis' own clock. A call action's
+writes (its notifications, control doorbells, timers armed and disarmed) are batched
+(`batch()`): they go in one pipelined round trip at the end of the action, in order, before
+its commit, and not at all when the action fails. Publishing uses
 redis-py's blocking client on purpose: it runs while the call's row lock is held, between the
 write and the commit (see calls.py), where there must be no await point; it costs one loopback
 round trip. Everything that waits (the doorbell listener, resume reads) uses redis-py's asyncio
@@ -103,6 +106,8 @@ class RedisBus:
         self.listener: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
             url, socket_connect_timeout=2.0, password=password, retry=Retry(NoBackoff(), 0)
         )
+        # The writes of the batch in progress (None: each write is its own round trip).
+        self._batch: redis.client.Pipeline | None = None
         self._publish = self.sync.register_script(PUBLISH)
         self._seen = self.sync.register_script(SEEN)
         self._claim_lost = self.sync.register_script(CLAIM_LOST)
@@ -130,21 +135,54 @@ class RedisBus:
         await self.aio.aclose()
         await self.listener.aclose()
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Writes inside go to Redis together when the outermost batch ends without an
+        exception (one round trip), and are dropped when it ends with one. Reads inside still
+        go at once: none of them depends on a write of the same batch."""
+        if self._batch is not None:
+            yield
+            return
+        self._batch = self.sync.pipeline(transaction=False)
+        try:
+            yield
+            pipe = self._batch
+            self._batch = None
+            if len(pipe):
+                with unavailable():
+                    pipe.execute()
+        finally:
+            self._batch = None
+
+    def _script(self, script: Any, source: str, args: list[Any]) -> Any:
+        """Run a registered script now, or queue it in the batch. Queued as EVAL with its text:
+        redis-py checks SCRIPT EXISTS before each pipeline that holds EVALSHAs (a round trip
+        more), and a Redis restarted since would not know the sha."""
+        if self._batch is not None:
+            self._batch.eval(source, 0, *args)
+            return None
+        return script(args=args)
+
     # -- notifications -----------------------------------------------------------------------
 
-    def publish(self, targets: Sequence[tuple[str, bytes]]) -> list[int]:
+    def publish(self, targets: Sequence[tuple[str, bytes]]) -> list[int] | None:
         """Give each (subscription, frame with seq 0) its next seq, keep it, ring the doorbell;
-        0 for a lost subscription (nobody can resume those frames). One round trip."""
+        0 for a lost subscription (nobody can resume those frames). One round trip, or None
+        when queued in a batch."""
         if not targets:
             return []
         args: list[str | bytes] = [self._maxlen]
         for sub_id, data in targets:
             args += [sub_id, data]
         with unavailable():
-            return [int(s) for s in self._publish(args=args)]
+            seqs = self._script(self._publish, PUBLISH, args)
+        return None if seqs is None else [int(s) for s in seqs]
 
     def control(self, sub_id: str, message: bytes) -> None:
         """A control doorbell for whoever holds the websocket: R<nonce> (replaced), C<code>."""
+        if self._batch is not None:
+            self._batch.publish(f"{PREFIX}ch:{sub_id}", message)
+            return
         with unavailable():
             self.sync.publish(f"{PREFIX}ch:{sub_id}", message)
 
@@ -172,7 +210,7 @@ class RedisBus:
 
     def forget(self, sub_id: str) -> None:
         with unavailable():
-            self._forget(args=[sub_id])
+            self._script(self._forget, FORGET, [sub_id])
 
     # -- devices -----------------------------------------------------------------------------
 
@@ -197,9 +235,12 @@ class RedisBus:
 
     def arm(self, name: str, delay: float) -> None:
         with unavailable():
-            self._arm(args=[name, int(delay * 1000)])
+            self._script(self._arm, ARM, [name, int(delay * 1000)])
 
     def disarm(self, name: str) -> None:
+        if self._batch is not None:
+            self._batch.zrem(f"{PREFIX}timers", name)
+            return
         with unavailable():
             self.sync.zrem(f"{PREFIX}timers", name)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -45,6 +45,11 @@ class CallTable(Protocol):
 
     def count_for(self, user: str) -> int:
         """Live calls `user` takes part in (an anonymous caller's label is not an account)."""
+        ...
+
+    def new_call_checks(self, caller: str | None, callee: str) -> tuple[bool, int, int]:
+        """Whether `callee` has an account, and the live calls of `caller` (None: anonymous,
+        counted as 0) and of `callee`."""
         ...
 
     def visible_to(self, user: str) -> list[CallRow]: ...
@@ -83,6 +88,10 @@ class LocalCalls:
             if c.callee == user or (c.caller == user and not c.anonymous)
         )
 
+    def new_call_checks(self, caller: str | None, callee: str) -> tuple[bool, int, int]:
+        known = self._store.get_user(callee) is not None
+        return known, self.count_for(caller) if caller is not None else 0, self.count_for(callee)
+
     def visible_to(self, user: str) -> list[CallRow]:
         return [
             c
@@ -104,11 +113,17 @@ class LocalCalls:
 
 
 class SharedCalls:
-    def __init__(self, store: SharedStore) -> None:
+    def __init__(self, store: SharedStore, bus: RedisBus) -> None:
         self._store = store
+        self._bus = bus
 
-    def atomic(self) -> AbstractContextManager[None]:
-        return self._store.transaction()
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        # The bus batch ends first: the action's notifications and timers reach Redis in one
+        # round trip while the row lock is held, then the transaction commits; an action that
+        # fails rolls back and sends none of them.
+        with self._store.transaction(), self._bus.batch():
+            yield
 
     def find(self, call_id: str) -> CallRow | None:
         return self._store.lock_call(call_id)
@@ -121,7 +136,10 @@ class SharedCalls:
         self._store.put_call(call)
 
     def count_for(self, user: str) -> int:
-        return len(self._store.live_calls_of(user=user))
+        return self._store.live_count_of(user)
+
+    def new_call_checks(self, caller: str | None, callee: str) -> tuple[bool, int, int]:
+        return self._store.make_checks(caller, callee)  # one query where there were three
 
     def visible_to(self, user: str) -> list[CallRow]:
         return self._store.live_calls_of(user=user)

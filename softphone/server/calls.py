@@ -230,15 +230,18 @@ class CallService:
         callee = self.normalise(to)
         if not callee:
             raise ApiError(ErrorCode.VALIDATION, "'to' must name a user")
-        if self._store.get_user(callee) is None:
+        known, caller_live, callee_live = self._table.new_call_checks(
+            None if anonymous else session.user, callee
+        )
+        if not known:
             raise ApiError(ErrorCode.UNKNOWN_USER, f"no user named {callee!r}")
-        if not anonymous and self._live_for(session.user) >= self._max_live:
+        if not anonymous and caller_live >= self._max_live:
             raise ApiError(
                 ErrorCode.TOO_MANY_CALLS,
                 f"at most {self._max_live} live calls per account",
                 retry_after=5,
             )
-        if self._live_for(callee) >= self._max_live:
+        if callee_live >= self._max_live:
             raise ApiError(ErrorCode.USER_BUSY, f"{callee} has too many calls in progress")
         if not self._hub.user_online(callee, exclude=session.token_hash):
             raise ApiError(ErrorCode.USER_UNAVAILABLE, f"{callee} is not connected")

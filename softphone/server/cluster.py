@@ -59,7 +59,7 @@ def cluster_parts(
         domain=server.domain,
         ring_timeout=server.ring_timeout,
         max_live_calls=server.max_live_calls_per_account,
-        table=SharedCalls(store),
+        table=SharedCalls(store, bus),
         timers=timers,
     )
     limits: tuple[Limiter, Limiter, Limiter] = (

@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -42,6 +42,7 @@ RECONNECT_INTERVAL = 0.5
 Row = dict[str, Any]
 
 _CALL_UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in CALL_FIELDS if c != "id")
+_LOCKED_CALL = ", ".join(f"c.{c}" for c in CALL_FIELDS)
 
 
 def _user(row: Row) -> User:
@@ -82,6 +83,9 @@ class PostgresStore:
         self._statement_timeout = statement_timeout
         self._db: psycopg.Connection[Row] | None = None
         self._next_attempt = 0.0
+        # Inside a transaction (one call action): the subscriptions it has read, so the
+        # action reads each at most once (see transaction()); None outside one.
+        self._memo: dict[tuple[str, str], Any] | None = None
         try:  # at start, an unreachable database is an error at once
             self._db = self._connect()
         except psycopg.Error as exc:
@@ -132,7 +136,7 @@ class PostgresStore:
         self._db = None
         return StoreUnavailable(f"the database is unreachable: {exc.__class__.__name__}")
 
-    def _run(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Row]:
+    def _run(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> psycopg.Cursor[Row]:
         db = self._conn()
         try:
             return db.execute(sql, params)
@@ -185,6 +189,7 @@ class PostgresStore:
         return cursor.rowcount == 1
 
     def remove_user(self, name: str) -> bool:
+        self._forget_subscriptions()
         counts = self._many(
             [
                 ("DELETE FROM users WHERE name = %s", (name,)),
@@ -210,6 +215,7 @@ class PostgresStore:
         )
 
     def remove_session(self, token_hash: str) -> None:
+        self._forget_subscriptions()
         self._many(
             [
                 ("DELETE FROM sessions WHERE token_hash = %s", (token_hash,)),
@@ -230,6 +236,7 @@ class PostgresStore:
             )
 
     def put_subscription(self, sub: SubscriptionRow) -> None:
+        self._forget_subscriptions()
         self._run(
             "INSERT INTO subscriptions VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO "
             'UPDATE SET session_hash = EXCLUDED.session_hash, "user" = EXCLUDED."user", '
@@ -246,6 +253,7 @@ class PostgresStore:
         )
 
     def remove_subscription(self, sub_id: str) -> None:
+        self._forget_subscriptions()
         self._run("DELETE FROM subscriptions WHERE id = %s", (sub_id,))
 
     def subscriptions(self, now: float) -> list[SubscriptionRow]:
@@ -303,22 +311,52 @@ class PostgresStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Statements inside share one transaction (nested: a savepoint)."""
+        """Statements inside share one transaction (nested: a savepoint).
+
+        The subscriptions read inside are remembered until the outermost transaction ends: a
+        call action that notifies a user it checked was online, or the party whose call row it
+        locked (lock_call reads both parties' subscriptions with the row), reads them once.
+        Within one action that is the same as reading them again a moment later; a
+        subscription written inside forgets them all."""
         db = self._conn()
+        outermost = self._memo is None
+        if outermost:
+            self._memo = {}
         try:
             with db.transaction():
                 yield
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise self._lost(exc) from exc
+        finally:
+            if outermost:
+                self._memo = None
+
+    def _forget_subscriptions(self) -> None:
+        if self._memo is not None:
+            self._memo.clear()
 
     def lock_call(self, call_id: str) -> CallRow | None:
         """The call's row, locked until the enclosing transaction ends: the one authority
         over a call's state across processes (a second answer waits here, then sees the first
         one's result)."""
         row = self._run(
-            f"SELECT {CALL_COLUMNS} FROM calls WHERE id = %s FOR UPDATE", (call_id,)
+            f"SELECT {_LOCKED_CALL}, to_json(a) AS caller_sub, to_json(b) AS callee_sub "
+            "FROM calls c LEFT JOIN subscriptions a ON a.session_hash = c.caller_session "
+            "LEFT JOIN subscriptions b ON b.session_hash = c.callee_session "
+            "WHERE c.id = %s FOR UPDATE OF c",
+            (call_id,),
         ).fetchone()
-        return _call(row) if row else None
+        if row is None:
+            return None
+        caller_sub, callee_sub = row.pop("caller_sub"), row.pop("callee_sub")
+        call = _call(row)
+        if self._memo is not None:
+            self._memo["session", call.caller_session] = caller_sub and _subscription(caller_sub)
+            if call.callee_session is not None:
+                self._memo["session", call.callee_session] = callee_sub and _subscription(
+                    callee_sub
+                )
+        return call
 
     def live_calls_of(
         self, *, user: str | None = None, session: str | None = None
@@ -336,6 +374,29 @@ class PostgresStore:
                 (user, user),
             ).fetchall()
         return [_call(r) for r in rows]
+
+    def live_count_of(self, user: str) -> int:
+        row = self._run(
+            "SELECT count(*) AS n FROM calls WHERE state <> 'Ended' AND "
+            "(callee = %s OR (caller = %s AND NOT anonymous))",
+            (user, user),
+        ).fetchone()
+        return int(row["n"]) if row else 0
+
+    def make_checks(self, caller: str | None, callee: str) -> tuple[bool, int, int]:
+        """For a new call, in one round trip: whether `callee` has an account, and the live
+        calls of `caller` (None: an anonymous caller, whose label is no account) and of
+        `callee`."""
+        party = "(callee = {0} OR (caller = {0} AND NOT anonymous))"
+        row = self._run(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE name = %(callee)s) AS known, "
+            f"count(*) FILTER (WHERE {party.format('%(caller)s')}) AS caller_live, "
+            f"count(*) FILTER (WHERE {party.format('%(callee)s')}) AS callee_live "
+            "FROM calls WHERE state <> 'Ended'",
+            {"caller": caller, "callee": callee},
+        ).fetchone()
+        assert row is not None
+        return bool(row["known"]), int(row["caller_live"]), int(row["callee_live"])
 
     def live_count(self) -> int:
         row = self._run("SELECT count(*) AS n FROM calls WHERE state <> 'Ended'").fetchone()
@@ -368,24 +429,38 @@ class PostgresStore:
         return _subscription(r) if r else None
 
     def subscription_of_session(self, session_hash: str) -> SubscriptionRow | None:
+        key = ("session", session_hash)
+        if self._memo is not None and key in self._memo:
+            found: SubscriptionRow | None = self._memo[key]
+            return found
         r = self._run(
             "SELECT * FROM subscriptions WHERE session_hash = %s", (session_hash,)
         ).fetchone()
-        return _subscription(r) if r else None
+        found = _subscription(r) if r else None
+        if self._memo is not None:
+            self._memo[key] = found
+        return found
 
     def subscriptions_of(self, user: str) -> list[SubscriptionRow]:
+        key = ("user", user)
+        if self._memo is not None and key in self._memo:
+            return list(self._memo[key])
         # An anonymous party's label may equal a user name: it is never that user's device.
         rows = self._run(
             "SELECT s.* FROM subscriptions s JOIN sessions x ON x.token_hash = s.session_hash "
             'WHERE s."user" = %s AND NOT x.anonymous ORDER BY s.created_at',
             (user,),
         ).fetchall()
-        return [_subscription(r) for r in rows]
+        found = [_subscription(r) for r in rows]
+        if self._memo is not None:
+            self._memo[key] = list(found)
+        return found
 
     def take_expired_subscriptions(self, now: float) -> list[tuple[SubscriptionRow, bool]]:
         """Delete and return subscriptions past their expiry or whose session is gone or
         expired, with True when it is the session. DELETE ... RETURNING: each row goes to
         exactly one of the processes sweeping at the same moment."""
+        self._forget_subscriptions()
         rows = self._run(
             "DELETE FROM subscriptions s WHERE s.expires_at <= %s OR NOT EXISTS "
             "(SELECT 1 FROM sessions x WHERE x.token_hash = s.session_hash AND x.expires_at > %s) "

@@ -107,3 +107,32 @@ async def test_doorbells_ring_the_holder_and_refill_after_redis_restarts() -> No
         await bells.stop()
         await bus.close()
         redis.remove()
+
+
+def test_a_batch_sends_its_writes_together_at_its_end_and_none_when_it_fails(
+    bus: RedisBus,
+) -> None:
+    frame = b'{"type":"call.ringing","call_id":"c","seq":0}'
+    with bus.batch():
+        assert bus.publish([("a", frame)]) is None  # queued: no seq yet
+        bus.arm("ring:c1", 0)
+        with bus.batch():  # an action inside another (reject inside end): one batch
+            bus.publish([("a", frame)])
+        bus.control("a", b"C4000")
+        assert bus.current_seq("a") == 0  # reads go at once; the writes wait
+        assert bus.claim_due()[0] == []
+    assert bus.current_seq("a") == 2
+    time.sleep(0.01)
+    names, lease = bus.claim_due()
+    assert names == ["ring:c1"]
+    bus.done("ring:c1", lease)
+    bus.arm("ring:c2", 0)
+    with pytest.raises(RuntimeError), bus.batch():
+        bus.publish([("a", frame)])
+        bus.disarm("ring:c2")
+        raise RuntimeError("the action failed: its transaction rolls back")
+    assert bus.current_seq("a") == 2  # nothing of it was sent
+    time.sleep(0.01)
+    assert bus.claim_due()[0] == ["ring:c2"]
+    bus.publish([("a", frame)])  # after a failed batch, writes go at once again
+    assert bus.current_seq("a") == 3
