@@ -50,6 +50,21 @@ Code = EngineErrorCode
 PcmListener = Callable[[str, np.ndarray[Any, Any]], None]
 FrameListener = Callable[[str, Any], None]
 MAX_ORPHANS = 256
+# The client options of start() that an anonymous call's own connection takes.
+ANONYMOUS_CLIENT_OPTIONS = frozenset(
+    {
+        "backoff",
+        "ping_interval",
+        "missed_pongs",
+        "timeout",
+        "ca_file",
+        "insecure_skip_tls_verify_for_development",
+    }
+)
+# The others only configure a subscription: an anonymous call has none.
+SUBSCRIPTION_CLIENT_OPTIONS = frozenset(
+    {"services", "expires", "force_logout", "refresh_at", "refresh_jitter", "stop_timeout"}
+)
 
 
 class Engine:
@@ -381,8 +396,7 @@ class Engine:
         video_size: tuple[int, int] = (640, 480),
         display_name: str | None = None,
         server_url: str | None = None,
-        ca_file: str | None = None,
-        insecure_skip_tls_verify_for_development: bool = False,
+        **client_options: Any,
     ) -> str:
         """An anonymous call (no login): regular mode (`credentials` None; `from_` defaults to
         "anonymous") or token mode (the tokens name both parties: `from_`, when given, must
@@ -392,17 +406,21 @@ class Engine:
         The offer gathers its candidates with the ICE servers (TURN) the server gives for this
         call before it is made (`POST /v1/anonymous/ice-servers`); only a server too old for
         that lookup (404) leaves the offer to `anonymous_ice_servers`. Later offers (a media
-        restart) use the ICE servers of the call's response. `ca_file` and the development
-        switch are the TLS client options of `start()`, for a server with a private CA."""
+        restart) use the ICE servers of the call's response. `client_options` are those of
+        `start()`: the ones a call's own connection uses apply (`ANONYMOUS_CLIENT_OPTIONS`:
+        back-off, pings, timeout, TLS such as `ca_file` for a private CA); subscription
+        settings have nothing to apply to here."""
         url = server_url or self._server_url
         if url is None:
             raise EngineError(Code.INVALID_PARAM, "no server url (start() or server_url=)")
+        unknown = set(client_options) - ANONYMOUS_CLIENT_OPTIONS - SUBSCRIPTION_CLIENT_OPTIONS
+        if unknown:
+            raise EngineError(Code.INVALID_PARAM, f"unknown client options: {sorted(unknown)}")
         try:
             anon = AnonymousSignaling(
                 url,
                 on_event=self._on_anonymous_event,
-                ca_file=ca_file,
-                insecure_skip_tls_verify_for_development=insecure_skip_tls_verify_for_development,
+                **{k: v for k, v in client_options.items() if k in ANONYMOUS_CLIENT_OPTIONS},
             )
         except ValueError as exc:  # an unreadable CA file, or both TLS options
             raise EngineError(Code.INVALID_PARAM, str(exc)) from exc

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from softphone.config import parse_config
-from softphone.engine import CallState
+from softphone.engine import CallState, EngineError
 from softphone.engine.events import CallReceive
 from softphone.protocol.models import IceServer
 from softphone.server.app import build_app
@@ -180,3 +180,14 @@ anonymous_per_minute = 1000
     finally:
         await parties.close()
         await server.stop()
+
+
+async def test_client_options_an_anonymous_call_cannot_use_are_refused(parties: Parties) -> None:
+    """start()'s options go to make_anonymous as they are (the TUI keeps one set): those for a
+    subscription are left aside, a misspelt one is refused before anything is sent."""
+    visitor = parties.make(audio_in="tone:1000")
+    with pytest.raises(EngineError, match=r"unknown client options: \['ca_fiel'\]"):
+        await visitor.engine.make_anonymous(
+            "desk", server_url="http://127.0.0.1:9", expires=600, ca_fiel="/tmp/ca.pem"
+        )
+    assert visitor.engine.get_all() == []
