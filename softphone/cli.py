@@ -492,7 +492,14 @@ def _tls_client_options(config: Config) -> dict[str, object]:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
+    import gc
+
     import platformdirs
+
+    # Start-up builds long-lived objects only (modules, the widget tree): collecting cycles
+    # among them until the first frame is work for nothing. The app turns the collector back
+    # on once it has painted (SoftphoneApp._painted).
+    gc.disable()
 
     config = _config(args)
     client = config.client
@@ -570,6 +577,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
         app = SoftphoneApp(options)
         app.run()
     finally:
+        gc.enable()  # if the app stopped before its first frame
         sys.__stderr__ = real_stderr  # type: ignore[misc]
         terminal.close()
         os.dup2(saved_stderr, 2)

@@ -10,6 +10,7 @@ first paint.
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -35,7 +36,6 @@ from softphone.tui.messages import (
 )
 from softphone.tui.options import TuiOptions
 from softphone.tui.ring_tone import RingTone
-from softphone.tui.screens import LoginScreen, QuitScreen
 from softphone.tui.widgets.banner import Banner
 from softphone.tui.widgets.calls import CallsPane
 from softphone.tui.widgets.dial import DialPane
@@ -157,7 +157,7 @@ class SoftphoneApp(App[None]):
         self.say("Starting…")
         self._show_settings()
         # First paint now; the engine, media and server imports come after it.
-        self.call_after_refresh(self._start)
+        self.call_after_refresh(self._painted)
         self.set_interval(1.0, self._tick)
         self.status.set_connection("starting")
 
@@ -165,6 +165,12 @@ class SoftphoneApp(App[None]):
         self.log_pane.say(text, error)
 
     # -- start-up and shut-down ----------------------------------------------------------------
+
+    def _painted(self) -> None:
+        if not gc.isenabled():  # the CLI holds the collector off until the first frame
+            gc.freeze()  # start-up's objects live as long as the app: never scan them again
+            gc.enable()
+        self._start()
 
     @work(thread=True, group="startup", exit_on_error=False, description="start")
     def _start(self) -> None:
@@ -236,6 +242,8 @@ class SoftphoneApp(App[None]):
         if self.options.anonymous or self.embedded is not None or not self.server_url:
             self.say("Nothing to log in to here.")
             return
+        from softphone.tui.screens import LoginScreen  # not needed before the first paint
+
         if isinstance(self.screen, LoginScreen):
             return
 
@@ -272,6 +280,8 @@ class SoftphoneApp(App[None]):
         def answered(yes: bool | None) -> None:
             if yes:
                 self._quit()
+
+        from softphone.tui.screens import QuitScreen  # not needed before the first paint
 
         self.push_screen(QuitScreen(len(live)), answered)
 

@@ -12,6 +12,8 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Button, Input
 
+from softphone.tui.widgets.button import KeyButton
+
 
 class DialBox(Input):
     """The text box: Escape leaves it for the calls, where the call keys work."""
@@ -19,7 +21,7 @@ class DialBox(Input):
     BINDINGS = [Binding("escape", "app.focus_calls", "Leave the box")]
 
 
-class VideoToggle(Button):
+class VideoToggle(KeyButton):
     """Says what it is set to in words ("video: off"), not only in colour."""
 
     def __init__(self, value: bool) -> None:
@@ -40,7 +42,7 @@ class DialPane(Horizontal):
     DEFAULT_CSS = """
     DialPane { height: 1; margin: 0 0 1 0; }
     DialPane Input { width: 1fr; }
-    DialPane Button { width: auto; min-width: 8; margin-left: 1; }
+    DialPane KeyButton { width: auto; min-width: 8; margin-left: 1; }
     """
     BINDINGS = [Binding("escape", "app.focus_calls", "Leave the box")]
 
@@ -58,7 +60,7 @@ class DialPane(Horizontal):
             placeholder="who to call (d; e.g. echo), Enter dials", id="target", compact=True
         )
         yield VideoToggle(self._video)
-        yield Button("Call", id="call", variant="success", compact=True)
+        yield KeyButton("Call", id="call", variant="success", compact=True)
 
     @on(Button.Pressed, "#with-video")
     def _toggle(self, event: Button.Pressed) -> None:

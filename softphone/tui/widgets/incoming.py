@@ -11,6 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Static
 
+from softphone.tui.widgets.button import KeyButton
+
 
 @dataclass(frozen=True)
 class IncomingCall:
@@ -37,7 +39,7 @@ class IncomingPane(Vertical):
     IncomingPane #ring { text-style: bold; color: $text; background: $warning 40%; }
     IncomingPane #queue { color: $text-muted; }
     IncomingPane Horizontal { height: 1; }
-    IncomingPane Button { margin: 0 1 0 0; width: auto; }
+    IncomingPane KeyButton { margin: 0 1 0 0; width: auto; }
     """
 
     @dataclass
@@ -52,12 +54,22 @@ class IncomingPane(Vertical):
         self.off_reason = ""
 
     def compose(self) -> ComposeResult:
-        yield Static(id="ring")
-        yield Static(id="queue")
-        with Horizontal():
-            yield Button("Answer audio \\[a]", id="answer_audio", variant="success", compact=True)
-            yield Button("Answer video \\[A]", id="answer_video", variant="primary", compact=True)
-            yield Button("Reject \\[r]", id="reject", variant="error", compact=True)
+        # Empty until a call rings or the pane is turned off (`_content`): hidden until then,
+        # its six widgets would only add to the work before the first frame.
+        yield from ()
+
+    def _content(self) -> None:
+        if self.children:
+            return
+        buttons = Horizontal()
+        self.mount(Static(id="ring"), Static(id="queue"), buttons)
+        # Mounted one by one (not as the row's children) so that they are there at once for
+        # `query_one` and the focus, as composed widgets are.
+        buttons.mount(
+            KeyButton("Answer audio \\[a]", id="answer_audio", variant="success", compact=True),
+            KeyButton("Answer video \\[A]", id="answer_video", variant="primary", compact=True),
+            KeyButton("Reject \\[r]", id="reject", variant="error", compact=True),
+        )
 
     @property
     def calls(self) -> list[IncomingCall]:
@@ -81,6 +93,7 @@ class IncomingPane(Vertical):
         self.off_reason = reason
         self.border_title = "Incoming calls: off"
         self.set_class(True, "-off")
+        self._content()
         self.query_one("#ring", Static).update(reason)
 
     def _show(self) -> None:
@@ -90,6 +103,7 @@ class IncomingPane(Vertical):
         self.set_class(first is not None, "-ringing")
         if first is None:
             return
+        self._content()
         self.query_one("#ring", Static).update(
             f"RINGING: {first.caller} is calling ({first.media})"
         )
