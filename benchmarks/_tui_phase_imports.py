@@ -6,6 +6,7 @@ before its first paint, by `-X importtime` and by best-of-5 wall clock, beside b
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 from benchmarks._tui_apps import PY
 from benchmarks._tui_common import Plan, log
+from benchmarks._tui_terminal import BYTECODE
 
 HEAVY = ("aiortc", "av", "numpy", "cv2", "sounddevice", "aiohttp", "softphone.engine")
 
@@ -31,13 +33,20 @@ def import_costs(cwd: Path) -> dict[str, Any]:
         times = []
         for _ in range(runs):
             t0 = time.monotonic()
-            subprocess.run([PY, "-c", code], check=True, capture_output=True, cwd=cwd)
+            subprocess.run([PY, "-c", code], check=True, capture_output=True, cwd=cwd, env=env)
             times.append(time.monotonic() - t0)
         return min(times)
 
     pre = "import softphone.cli, softphone.tui.app"
+    env = os.environ | BYTECODE
+    subprocess.run([PY, "-c", pre], check=True, cwd=cwd, env=env)  # writes the cache if due
     done = subprocess.run(
-        [PY, "-X", "importtime", "-c", pre], capture_output=True, text=True, cwd=cwd, check=True
+        [PY, "-X", "importtime", "-c", pre],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=True,
+        env=env,
     )
     rows = []
     for line in done.stderr.splitlines():
@@ -48,7 +57,7 @@ def import_costs(cwd: Path) -> dict[str, Any]:
     heavy = subprocess.run(
         [PY, "-c", f"import json, sys; {pre}; print(json.dumps([m for m in {HEAVY!r} "
          "if m in sys.modules]))"],
-        capture_output=True, text=True, cwd=cwd, check=True,
+        capture_output=True, text=True, cwd=cwd, check=True, env=env,
     ).stdout  # fmt: skip
     bare = best("pass")
     return {
@@ -66,5 +75,6 @@ def import_costs(cwd: Path) -> dict[str, Any]:
         "importtime_heaviest_self_ms": {
             name: round(own / 1000, 1) for own, _, _, name in sorted(rows, key=lambda r: -r[0])[:8]
         },
+        "bytecode_cache": "on (PYTHONDONTWRITEBYTECODE cleared for every program measured)",
         "note": "-X importtime runs high (stack-probe §5); wall times include interpreter start",
     }

@@ -242,6 +242,13 @@ def pane(work: Path, command: list[str], env: dict[str, str]) -> Iterator[Pane]:
         p.close()
 
 
+# Python's bytecode cache on, as for an installed program (pip compiles at install; an editable
+# checkout writes __pycache__ at its first start, which the benchmark's first start is): a
+# PYTHONDONTWRITEBYTECODE=1 in the caller's environment would otherwise have the softphone's
+# own modules compiled from source at every start, and not Textual's (installed, compiled).
+BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
+
+
 def isolated_env(root: Path) -> dict[str, str]:
     env = {
         "HOME": root / "home",
@@ -253,4 +260,4 @@ def isolated_env(root: Path) -> dict[str, str]:
     }
     for path in env.values():
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return {k: str(v) for k, v in env.items()} | {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    return {k: str(v) for k, v in env.items()} | {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"} | BYTECODE

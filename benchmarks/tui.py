@@ -14,6 +14,8 @@ releases it; everything it writes to the terminal comes back through `tmux pipe-
 FIFO that a reader thread here timestamps (`time.monotonic()`, system-wide, so comparable with
 the child's own clock). The app is the installed `softphone` console script on the embedded
 default (isolated HOME/XDG dirs, `--audio-in tone --audio-out null`); no test hook in the app.
+Python's bytecode cache is on for every program measured, as for an installed program (a
+PYTHONDONTWRITEBYTECODE=1 around the benchmark is cleared).
 
 - first_paint: release → the first chunk of terminal output with visible text (Textual writes
   a whole frame in one write; tmux passes it on in a few chunks within ~1-2 ms:
