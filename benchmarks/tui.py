@@ -81,7 +81,7 @@ REFERENCE = {
 }
 
 FULL = Plan(mode="full", paint_rounds=5, presses=50, cpu_window_s=10.0)
-QUICK = Plan(mode="quick", paint_rounds=3, presses=20, cpu_window_s=4.0)
+QUICK = Plan(mode="quick", paint_rounds=7, presses=20, cpu_window_s=4.0)
 
 # The phases in the order they run, by report key.
 PHASES: dict[str, Phase] = {
