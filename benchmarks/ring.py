@@ -16,8 +16,8 @@ next burst's start) while a PortAudio input stream records ring.monitor on PortA
 - stop_ms: `stop_ringing()` called -> the last ring sample captured;
 - max_step: the largest sample-to-sample step captured (the cadence's own is ~390; a click
   without a fade would be thousands).
-- underruns, trimmed, drops: the `DeviceSink` FIFO's counters for the ring (a gap or a cut in
-  the tone clicks; `softphone.media.ring`'s lead-in and head start are there to keep them 0).
+- underruns, underflows, refused: the ring's `DeviceSink` counters (PortAudio's output
+  underflows, callbacks given silence for running ahead of real time: the lead-in's job).
 
 cpu_percent: the process's CPU while ringing minus while only recording, in % of one core.
 """
@@ -119,7 +119,7 @@ async def _ring_once(recorder: Recorder) -> dict[str, Any]:
     ring_cpu = (_cpu() - cpu1) / (time.monotonic() - opened)
     stopping = time.monotonic()
     sink = engine.ringer.sink
-    counts = {k: getattr(sink, k, None) for k in ("underruns", "trimmed", "drops")}
+    counts = {k: getattr(sink, k, None) for k in ("underruns", "underflows", "refused")}
     await engine.stop_ringing()
     await asyncio.sleep(1.0)
     await engine.stop()
@@ -134,7 +134,7 @@ async def _ring_once(recorder: Recorder) -> dict[str, Any]:
         "stop_ms": round((runs[-1][1] - stopping) * 1000, 1) if runs else None,
         "max_step": int(steps.max()) if steps.size else None,
         "cpu_percent": round((ring_cpu - idle_cpu) * 100, 2),
-        **counts,  # the device sink's FIFO: blocks it lacked, samples trimmed, blocks dropped
+        **counts,  # the device sink's: see the module doc
     }
 
 

@@ -473,7 +473,7 @@ def _check_ring_sound(sound: str, config: str | None) -> None:
     from softphone.media.ring import open_ring_source
 
     try:
-        open_ring_source(sound).stop()
+        open_ring_source(sound)
     except (MediaUnavailable, ValueError) as exc:
         path = resolve_config_path(config)
         where = key_location(path, ["client", "ring_sound"]) if path else "[client]"

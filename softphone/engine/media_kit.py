@@ -21,7 +21,7 @@ from softphone.media.audio import open_source as _open_source
 from softphone.media.dtmf import DtmfDetector
 from softphone.media.echo import EchoCanceller
 from softphone.media.errors import MediaUnavailable
-from softphone.media.ring import RingSource, open_ring_source
+from softphone.media.ring import RingStream, open_ring_source
 from softphone.media.video import PatternSource, VideoSink, check_camera, open_video_source
 from softphone.media.viewer import Viewer
 
@@ -53,7 +53,7 @@ class MediaKit:
     # (echo_cancellation, noise_suppression, auto_gain_control) -> canceller; None: none.
     echo_canceller: Callable[[bool, bool, bool], EchoCanceller] | None = None
     # The ring tone by sound spec ("tone", "wav:PATH"); None: incoming calls ring silently.
-    ring_source: Callable[[str], RingSource] | None = None
+    ring_source: Callable[[str], RingStream] | None = None
 
 
 def default_kit() -> MediaKit:

@@ -22,11 +22,11 @@ from softphone.engine.errors import EngineErrorCode, ErrorInfo
 from softphone.engine.events import EngineEvent, MediaError
 from softphone.engine.sources import MediaSettings
 from softphone.media.audio_sink import AudioSink
-from softphone.media.ring import TONE, RingSource, is_file
+from softphone.media.ring import TONE, RingStream, is_file, play_ring
 
 NONE = "none"  # the ring device spec of no ring tone at all
-# After the source's fade-out starts, how long the sink keeps playing before it is closed:
-# the fade (10 ms) has to get through the sink's buffer (a device keeps ~40 ms queued).
+# After the fade-out starts, how long the sink keeps playing before it is closed: the next
+# pull has to fetch the fade (10 ms) and the device play it (its latency is tens of ms).
 FADE_WAIT = 0.08
 
 log = logging.getLogger("softphone.engine")
@@ -45,9 +45,10 @@ class Ringer:
         self._media = media
         self._emit = emit
         self._sink: AudioSink | None = None
-        self._source: RingSource | None = None
+        self._stream: RingStream | None = None
         self._failed = False  # this ringing's device failed: said once, not retried
         self._frames = 0  # blocks the ring sinks of earlier ringings consumed
+        self._stopping: set[AudioSink] = set()  # fading out: still playing, still counted
 
     def spec(self) -> str | None:
         """The ring device's spec, or None: incoming calls ring silently here."""
@@ -58,8 +59,8 @@ class Ringer:
 
     @property
     def ringing(self) -> bool:
-        """Whether a ring tone is playing now."""
-        return self._sink is not None
+        """Whether a ring tone is playing now (its fade-out included)."""
+        return self._sink is not None or bool(self._stopping)
 
     @property
     def sink(self) -> AudioSink | None:
@@ -68,9 +69,10 @@ class Ringer:
 
     @property
     def frames(self) -> int:
-        """20 ms blocks of ring tone handed to ring devices so far (all ringings)."""
-        sink = self._sink
-        return self._frames + (sink.frames if sink is not None else 0)
+        """Blocks of ring tone the ring sinks played so far (all ringings; a device plays
+        10 ms blocks, files and the null sink 20 ms)."""
+        playing = [self._sink, *self._stopping]
+        return self._frames + sum(sink.frames for sink in playing if sink is not None)
 
     async def start(self) -> None:
         """Ring (again: no-op). Needs the engine's loop: the sink reads on it."""
@@ -81,32 +83,32 @@ class Ringer:
         if spec is None or kit.ring_source is None:
             return
         try:
-            source = kit.ring_source(self.sound)
+            stream = kit.ring_source(self.sound)
         except kit.unavailable as exc:
             self._fail(f"the ring sound {self.sound!r} cannot be used: {exc}")
             return
         try:
             sink = kit.open_sink(spec)
         except kit.unavailable as exc:
-            source.stop()
             self._fail(f"the ring device {spec!r} cannot be used: {exc}")
             return
-        sink.start(source)
-        self._sink, self._source = sink, source
+        play_ring(sink, stream)
+        self._sink, self._stream = sink, stream
 
     async def stop(self) -> None:
         """Stop ringing, with a short fade (not ringing: no-op)."""
         self._failed = False
-        sink, source = self._sink, self._source
-        self._sink = self._source = None
-        if sink is None or source is None:
+        sink, stream = self._sink, self._stream
+        self._sink = self._stream = None
+        if sink is None or stream is None:
             return
-        source.fade_out()
-        await asyncio.sleep(FADE_WAIT)
-        source.stop()
+        self._stopping.add(sink)
+        stream.fade_out()
         try:
+            await asyncio.sleep(FADE_WAIT)
             await sink.stop()
         finally:
+            self._stopping.discard(sink)
             self._frames += sink.frames
 
     def _fail(self, why: str) -> None:

@@ -16,7 +16,7 @@ from softphone.media.ring import (
     LEAD_IN,
     OFF_SECONDS,
     ON_SECONDS,
-    RingSource,
+    RingStream,
     cadence,
     open_ring_source,
 )
@@ -59,30 +59,31 @@ def test_the_edges_fade_instead_of_clicking() -> None:
     assert steps(np.concatenate([period, period[:BLOCK]])) < SMOOTH
 
 
-def test_the_source_loops_the_period_block_by_block() -> None:
+def test_the_stream_loops_the_period_whatever_the_pull_size() -> None:
     period = cadence()
-    source = RingSource(period)
-    blocks = [source._generate(i * BLOCK) for i in range(period.size // BLOCK + 2)]
-    played = np.concatenate(blocks)
+    stream = RingStream(period)
+    sizes = [480, 960, 7, 4093] * 200  # device callbacks, PulledTrack, odd ones
+    played = np.concatenate([stream.pull(n) for n in sizes])
+    assert stream.pulled == played.size > 2 * period.size
     assert np.array_equal(played[: period.size], period)
-    assert np.array_equal(played[period.size :], period[: 2 * BLOCK])
+    assert np.array_equal(played[period.size : 2 * period.size], period)
 
 
 def test_the_first_ring_waits_for_the_device_to_settle() -> None:
-    source = open_ring_source()
-    assert source.lead_in == int(LEAD_IN * SAMPLE_RATE) and source.lead_in % BLOCK == 0
-    first = np.concatenate([source._generate(i * BLOCK) for i in range(source.lead_in // BLOCK)])
-    assert not first.any()
-    assert np.array_equal(source._generate(source.lead_in), cadence()[:BLOCK])
+    stream = open_ring_source()
+    lead = int(LEAD_IN * SAMPLE_RATE)
+    assert stream.lead_in == lead
+    assert not stream.pull(lead).any()
+    assert np.array_equal(stream.pull(BLOCK), cadence()[:BLOCK])
 
 
 def test_fade_out_ramps_down_to_silence_without_a_click() -> None:
-    source = RingSource(cadence())
-    source._samples = SAMPLE_RATE // 2  # in the middle of a burst
-    source.fade_out()
-    tail = np.concatenate([source._generate(SAMPLE_RATE // 2 + i * BLOCK) for i in range(3)])
+    stream = RingStream(cadence())
+    stream.pull(SAMPLE_RATE // 2)  # into the middle of a burst
+    stream.fade_out()
+    tail = np.concatenate([stream.pull(480) for _ in range(6)])
     assert steps(tail) < SMOOTH
-    assert not tail[BLOCK:].any()  # silent after the 10 ms fade
+    assert tail[:48].any() and not tail[BLOCK:].any()  # silent after the 10 ms fade
 
 
 def test_a_wav_file_rings_as_it_is_with_faded_ends(tmp_path: Path) -> None:
@@ -93,11 +94,11 @@ def test_a_wav_file_rings_as_it_is_with_faded_ends(tmp_path: Path) -> None:
         out.setsampwidth(2)
         out.setframerate(SAMPLE_RATE)
         out.writeframes(square.tobytes())
-    source = open_ring_source(f"wav:{path}")
-    assert source.period.size == square.size
-    assert source.period[0] == 0 and abs(int(source.period[-1])) < 100
+    stream = open_ring_source(f"wav:{path}")
+    assert stream.period.size == square.size
+    assert stream.period[0] == 0 and abs(int(stream.period[-1])) < 100
     middle = slice(SAMPLE_RATE // 4, 3 * SAMPLE_RATE // 4)
-    assert np.array_equal(source.period[middle], square[middle])
+    assert np.array_equal(stream.period[middle], square[middle])
 
 
 def test_a_ring_sound_that_cannot_be_used_says_why(tmp_path: Path) -> None:
