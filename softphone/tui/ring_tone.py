@@ -24,6 +24,7 @@ class RingTone:
         self._lock = threading.Lock()
         self._wanted = False
         self._applied = False  # what the worker last told the engine
+        self._engine: EngineThread | None = None  # ... that engine (a new login: a new one)
         self._busy = False  # a worker is applying
 
     @property
@@ -45,6 +46,8 @@ class RingTone:
         engine = self._app.engine
         with self._lock:
             self._wanted = on
+            if engine is not self._engine:  # the old engine stopped its ring as it closed
+                self._engine, self._applied = engine, False
             if self._busy or on == self._applied or engine is None:
                 return
             self._busy = True
