@@ -179,6 +179,9 @@ class Hub:
     def for_session(self, session_hash: str) -> Subscription | None:
         return self._by_session.get(session_hash)
 
+    def is_subscribed(self, session_hash: str) -> bool:
+        return self.for_session(session_hash) is not None
+
     def refresh(self, sub: Subscription, expires: float) -> None:
         sub.row.expires_at = time.time() + expires
         self._store.put_subscription(sub.row)

@@ -30,7 +30,7 @@ BODY = (E.INVALID_JSON, E.VALIDATION, E.PAYLOAD_TOO_LARGE)
 def _subscribed(request: web.Request) -> Session:
     services = request.app[SERVICES]
     session = services.sessions.require_user(request)
-    if services.hub.for_session(session.token_hash) is None:
+    if not services.hub.is_subscribed(session.token_hash):
         raise ApiError(E.NOT_SUBSCRIBED, "subscribe to 'call' before making calls")
     return session
 
