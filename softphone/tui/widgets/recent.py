@@ -16,8 +16,14 @@ class RecentCalls(Collapsible):
     """
 
     def __init__(self) -> None:
+        # Born with the class Collapsible sets on mount: its styles are right from the start
+        # and the mount does not restyle it (and its children) before the first frame.
         super().__init__(
-            Static(id="recent-list"), title="Recent calls (none yet)", collapsed=True, id="recent"
+            Static(id="recent-list"),
+            title="Recent calls (none yet)",
+            collapsed=True,
+            id="recent",
+            classes="-collapsed",
         )
         self.entries: list[str] = []
 
