@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._signaling_bench import Bench, Phase, Window, latency_report
+from benchmarks._signaling_cluster_counts import round_trips
 from benchmarks._signaling_cluster_faults import idle_memory, kill_under_load
 from benchmarks._signaling_common import (
     PASSWORD,
@@ -79,9 +80,10 @@ async def run(bench: Bench) -> dict[str, Any]:
         store = PostgresStore(postgres.url(database))
         names = [(f"ccaller{i:02d}", f"ccallee{i:02d}") for i in range(plan.pairs)]
         kill_pairs = [(f"kcaller{i:02d}", f"kcallee{i:02d}") for i in range(plan.pairs)]
+        counted = ("rcaller", "rcallee")
         idle_users = [f"idle{i:04d}" for i in range(plan.idle // 2)]
         digest = hash_password(PASSWORD)
-        for name in [u for p in names + kill_pairs for u in p] + idle_users:
+        for name in [u for p in [*names, *kill_pairs, counted] for u in p] + idle_users:
             store.add_user(name, digest, False)
         store.close()
         config = (
@@ -157,6 +159,19 @@ async def run(bench: Bench) -> dict[str, Any]:
         )
         await stop_workers(handles)
         handles = []
+        progress("cluster: round trips of serial setups across two processes")
+        section["round_trips"] = await round_trips(
+            postgres.admin,
+            Path(postgres.dir) / "log",
+            redis.url,
+            (servers[0].url, servers[1 % len(servers)].url),
+            counted,
+        )
+        progress(
+            f"cluster: {section['round_trips']['postgres_statements_per_setup']} PostgreSQL "
+            f"statements, {section['round_trips']['redis_commands_per_setup']} Redis commands "
+            "per setup"
+        )
         progress(f"cluster: {len(idle_users)} idle websockets through the proxy")
         section["idle_websockets"] = await idle_memory(proxy.url, servers, idle_users)
         progress(f"cluster: kill -9 of one process under load, {len(kill_pairs)} calls")
