@@ -105,7 +105,16 @@ async def test_wav_file_arrives_with_the_same_content(
     assert coefficient > 0.8, coefficient
     assert live > 0.8, live
     assert other < 0.5, other
-    assert rms(window) == pytest.approx(rms(sent), rel=0.3)
+    # The level of speech, not of the pauses: a jitter buffer catching up after a stall (a
+    # loaded machine) drops quiet frames, which raises the mean level of what is left.
+    assert loud_level(window) == pytest.approx(loud_level(sent), rel=0.3)
+
+
+def loud_level(pcm: Any) -> float:
+    """The 90th percentile of the 20 ms blocks' RMS."""
+    block = SAMPLE_RATE // 50
+    blocks = pcm[: pcm.size - pcm.size % block].reshape(-1, block)
+    return float(np.percentile([rms(b) for b in blocks], 90))
 
 
 async def test_notification_socket_lost_mid_call(server: RunningServer, parties: Parties) -> None:
