@@ -86,7 +86,9 @@ async def test_the_ring_tone_plays_until_the_call_is_answered(
     async with app.run_test(size=SIZE) as pilot:
         await incoming(pilot, app, server, far)
         await wait_ringing(pilot, app, True)
-        await until(pilot, lambda: ring_frames(app) >= 60, what="1.2 s of ring tone")
+        # 20 ms frames: the lead-in's silence, then 1.2 s of tone (the check below reads 1 s).
+        tone_heard = round((LEAD_IN + 1.2) * 50)
+        await until(pilot, lambda: ring_frames(app) >= tone_heard, what="1.2 s of ring tone")
         assert app.bells >= 1  # the bell too
         await pilot.press("a")
         await until(pilot, lambda: row_states(app).get("bob") == "in call", what="answered")
@@ -116,7 +118,8 @@ async def test_a_wav_file_can_be_the_ring(
     app.options.ring_sound = f"wav:{bell}"
     async with app.run_test(size=SIZE) as pilot:
         await incoming(pilot, app, server, far)
-        await until(pilot, lambda: ring_frames(app) >= 40, what="0.8 s of ringing")
+        rung = round((LEAD_IN + 0.6) * 50)  # 20 ms frames: the lead-in, then 0.6 s of bell
+        await until(pilot, lambda: ring_frames(app) >= rung, what="0.6 s of the bell")
         await pilot.press("r")
         await wait_ringing(pilot, app, False)
     pcm = read_audio_file(recorded)
