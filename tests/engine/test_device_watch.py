@@ -6,17 +6,14 @@ goes on with the far end heard there."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import threading
-
-import numpy as np
 
 from softphone.engine import CallState
 from softphone.engine.events import CallReceive, DevicesChanged, MediaDeviceChange, MediaError
 from softphone.media.analysis import dominant_frequency
 from softphone.server.runner import RunningServer
 from tests.engine.conftest import Parties
-from tests.media.conftest import Pulse, pulse  # noqa: F401 (the fixture)
+from tests.media.conftest import Pulse, pulse, record  # noqa: F401 (the fixture)
 
 RATE = 48000
 
@@ -27,15 +24,6 @@ def load_sink(server: Pulse, name: str, description: str) -> str:
         "load-module", "module-null-sink", f"sink_name={name}",
         f"sink_properties=device.description={description}",
     ).strip()  # fmt: skip
-
-
-def record(server: Pulse, source: str, seconds: float) -> np.ndarray:
-    proc = subprocess.run(
-        ["timeout", str(seconds), "parec", f"--device={source}", "--format=s16le",
-         f"--rate={RATE}", "--channels=1", "--raw"],
-        env=server.env, capture_output=True, check=False,
-    )  # fmt: skip
-    return np.frombuffer(proc.stdout, dtype=np.int16)
 
 
 async def until(condition: object, what: str, timeout: float = 10) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aioice.ice
+import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
@@ -145,3 +146,13 @@ def pulse(tmp_path: Path) -> Iterator[Pulse]:
             proc.wait()
         with contextlib.suppress(Exception):
             rescan_audio_devices()
+
+
+def record(server: Pulse, source: str, seconds: float) -> np.ndarray:
+    """What `source` carries, for `seconds` (parec, raw 16-bit mono at 48 kHz)."""
+    proc = subprocess.run(
+        ["timeout", str(seconds), "parec", f"--device={source}", "--format=s16le",
+         "--rate=48000", "--channels=1", "--raw"],
+        env=server.env, capture_output=True, check=False,
+    )  # fmt: skip
+    return np.frombuffer(proc.stdout, dtype=np.int16)

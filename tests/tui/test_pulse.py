@@ -22,22 +22,12 @@ from softphone.media.devices import list_audio_devices
 from softphone.server.runner import RunningServer
 from softphone.tui.app import SoftphoneApp
 from softphone.tui.options import TuiOptions
-from tests.media.conftest import Pulse, pulse  # noqa: F401 (the fixture)
+from tests.media.conftest import Pulse, pulse, record  # noqa: F401 (the fixture)
 from tests.server.harness import PASSWORD
 from tests.tui.conftest import FAST, Far, row_states, until
 from tests.tui.test_app import SIZE
 
 RATE = 48000
-
-
-def record(server: Pulse, source: str, seconds: float) -> np.ndarray:
-    """What `source` carries, for `seconds` (parec, raw 16-bit mono)."""
-    proc = subprocess.run(
-        ["timeout", str(seconds), "parec", f"--device={source}", "--format=s16le",
-         f"--rate={RATE}", "--channels=1", "--raw"],
-        env=server.env, capture_output=True, check=False,
-    )  # fmt: skip
-    return np.frombuffer(proc.stdout, dtype=np.int16)
 
 
 def tone_file(path: Path, hz: float, seconds: float) -> Path:

@@ -17,11 +17,11 @@ from softphone.media.ring import FREQUENCIES, ON_SECONDS
 from softphone.server.runner import RunningServer
 from softphone.tui.app import SoftphoneApp
 from softphone.tui.options import TuiOptions
-from tests.media.conftest import Pulse, pulse  # noqa: F401 (the fixture)
+from tests.media.conftest import Pulse, pulse, record  # noqa: F401 (the fixture)
 from tests.server.harness import PASSWORD
 from tests.tui.conftest import FAST, Far, row_states, until
 from tests.tui.test_app import SIZE
-from tests.tui.test_pulse import RATE, record
+from tests.tui.test_pulse import RATE
 from tests.tui.test_ring_tone import strongest
 
 BLOCK = RATE // 50  # 20 ms
